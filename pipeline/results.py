@@ -1,0 +1,36 @@
+"""Reads a finished run's outcome from ML Metadata: evaluation metrics and the pushed model."""
+from typing import Dict, Optional
+
+import ml_metadata as mlmd
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+
+
+def _latest_artifact(store: mlmd.MetadataStore, type_name: str, pipeline_root: str):
+    candidates = [a for a in store.get_artifacts_by_type(type_name) if a.uri.startswith(pipeline_root)]
+    return max(candidates, key=lambda a: a.id) if candidates else None
+
+
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """Overall-slice metrics of a TFMA result, by name."""
+    result = tfma.load_eval_result(evaluation_uri)
+    overall = dict(result.slicing_metrics)[()][""][""]
+    return {name: value["doubleValue"] for name, value in overall.items() if "doubleValue" in value}
+
+
+def latest_run(config: PipelineConfig) -> Dict[str, Optional[object]]:
+    """Metrics, blessing and pushed path of the newest run of `config`'s pipeline."""
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    evaluation = _latest_artifact(store, "ModelEvaluation", config.pipeline_root)
+    blessing = _latest_artifact(store, "ModelBlessing", config.pipeline_root)
+    pushed = _latest_artifact(store, "PushedModel", config.pipeline_root)
+    pushed_path = None
+    if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
+        pushed_path = pushed.custom_properties["pushed_destination"].string_value
+    return {
+        "metrics": evaluation_metrics(evaluation.uri) if evaluation else {},
+        "blessed": bool(blessing and blessing.custom_properties["blessed"].int_value),
+        "pushed_path": pushed_path,
+    }

@@ -1,0 +1,33 @@
+"""Deterministic 7:2:1 train/eval/test split by line number (as Criteo_x1).
+
+Both the Beam ingester and the generator's Bayes-optimal report use this, so a
+row lands in the same split everywhere, on any runner, whatever the sharding.
+"""
+from typing import Union
+
+import numpy as np
+
+SPLITS = ("train", "eval", "test")
+_BUCKETS = np.array([0] * 7 + [1] * 2 + [2], dtype=np.int64)  # 10 buckets -> 7:2:1
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a bijective, well-spread hash of uint64 values."""
+    x = x.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return x
+
+
+def split_index(line_numbers: Union[int, np.ndarray]) -> np.ndarray:
+    """Index into SPLITS (0 train, 1 eval, 2 test) for 1-based line numbers."""
+    bucket = _mix64(np.asarray(line_numbers)) % np.uint64(10)
+    return _BUCKETS[bucket.astype(np.int64)]
+
+
+def split_of(line_number: int) -> str:
+    """Name of the split a single line belongs to."""
+    return SPLITS[int(split_index(line_number))]

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Test command: build the environment, then run the test suite (pytest's exit status decides).
+# Extra arguments go to pytest (e.g. -k losses).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$here/setup_env.sh"
+source "$here/env.sh"
+cd "$root"
+exec python -m pytest "$@"

@@ -1,0 +1,79 @@
+"""End to end: the README's main command, the pushed SavedModel, and the tfx CLI path."""
+import os
+import re
+import subprocess
+import sys
+
+import ml_metadata as mlmd
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from pipeline import configs, ingest
+from tests.conftest import ROOT
+
+ROWS = 2500
+SMALL_MODEL = ["--dnn-units", "32,32", "--embedding-dim", "4", "--epochs", "3", "--batch-size", "256"]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    output_root = str(tmp_path_factory.mktemp("demo"))
+    command = [sys.executable, "-m", "pipeline.demo", "--rows", str(ROWS), "--output-root", output_root,
+               "--min-eval-auc", "0.0"] + SMALL_MODEL
+    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return output_root, proc.stdout
+
+
+def _trainer_executions(output_root):
+    config = configs.PipelineConfig(output_root=output_root)
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    return [e for e in store.get_executions_by_type("tfx.components.trainer.component.Trainer")]
+
+
+def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
+    _, stdout = demo_run
+    for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "Component Trainer is finished", "Component Pusher is finished"):
+        assert stage in stdout
+    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)$", stdout, re.M)
+    assert total and int(total.group(1)) == ROWS == int(total.group(2)) + int(total.group(3))
+    auc = re.search(r"^\s+AUC\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
+    assert auc and 0.0 < float(auc.group(1)) < 1.0 and 0.5 < float(auc.group(2)) < 1.0
+    assert re.search(r"^pushed model: /\S+/serving/rankloss-tfx/\d+$", stdout, re.M)
+
+
+def test_pushed_model_scores_a_serialized_example(demo_run):
+    _, stdout = demo_run
+    pushed = re.search(r"^pushed model: (\S+)$", stdout, re.M).group(1)
+    model = tf.saved_model.load(pushed)
+    serve = model.signatures["serving_default"]
+    line = "\t".join(["0", "1", "", "3"] + ["2"] * 10 + ["68fd1e64", "never-seen-token"] + [""] * 24)
+    label, row = ingest.parse_row(line, "\t")
+    examples = tf.constant([ingest.to_example(label, row), ingest.to_example(label, {})])
+    probabilities = serve(examples=examples)["probabilities"].numpy()
+    assert probabilities.shape == (2,)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
+    output_root, _ = demo_run
+    before = len(_trainer_executions(output_root))
+    env = _env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"))
+    tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
+    create = subprocess.run([tfx_cli, "pipeline", "create", "--engine", "local",
+                             "--pipeline_path", os.path.join("pipeline", "local_runner.py")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert create.returncode == 0 and "created successfully" in create.stdout, create.stdout + create.stderr[-3000:]
+    run = subprocess.run([tfx_cli, "run", "create", "--engine", "local", "--pipeline_name", "rankloss-tfx"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-5000:]
+    # The CLI run trains the default (reference) model: a new Trainer execution; upstream steps are cached.
+    assert len(_trainer_executions(output_root)) == before + 1

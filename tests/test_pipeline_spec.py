@@ -1,0 +1,63 @@
+"""The DAG's wiring, the Evaluator's blessing rule, the config round trip, the Kubeflow V2 compile."""
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow_model_analysis as tfma
+
+from pipeline import configs, pipeline as pipeline_lib
+from tests.conftest import ROOT
+from trainer.task import TrainerSettings
+
+
+def test_dag_has_every_component_in_order():
+    config = configs.PipelineConfig(output_root="/tmp/unused")
+    ids = [c.id for c in pipeline_lib.create_pipeline(config).components]  # topologically sorted
+    assert sorted(ids) == sorted(["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                                  "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
+    for before, after in [("ImportExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
+                          ("Transform", "Trainer"), ("Trainer", "Evaluator"), ("Evaluator", "Pusher")]:
+        assert ids.index(before) < ids.index(after)
+
+
+def test_blessing_needs_auc_floor_and_no_regression():
+    eval_config = pipeline_lib.eval_config(min_auc=0.6)
+    metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
+    assert {"AUC", "BinaryCrossentropy", "Calibration", "ExampleCount"} <= set(metrics)
+    threshold = metrics["AUC"].threshold
+    assert threshold.value_threshold.lower_bound.value == 0.6
+    assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+
+
+def test_trainer_settings_survive_custom_config_json():
+    config = configs.PipelineConfig()
+    config.model.dnn_units = (64, 32)
+    config.loss.name, config.loss.alpha = "combined_pair", 0.3
+    settings = TrainerSettings.from_pipeline_config(config)
+    assert TrainerSettings.from_custom_config(json.loads(json.dumps(settings.to_custom_config()))) == settings
+
+
+def test_flags_override_defaults():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    configs.add_flags(parser)
+    config = configs.from_flags(parser.parse_args(["--rows", "10", "--dnn-units", "8,4", "--beta-pos", "0.1"]))
+    assert (config.data.num_rows, config.model.dnn_units, config.loss.beta_pos) == (10, (8, 4), 0.1)
+    assert config.train.batch_size == 4096
+
+
+def test_compiles_for_kubeflow_v2(tmp_path):
+    out = str(tmp_path / "spec.json")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
+                           "--output-root", "gs://bucket/rankloss", "--output", out, "--loss", "bce"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        spec = json.load(f)["pipelineSpec"]
+    executors = spec["deploymentSpec"]["executors"]
+    assert "Trainer_executor" in executors and "Pusher_executor" in executors
+    assert executors["Trainer_executor"]["container"]["image"] == "gcr.io/p/img:1"
+    assert "/pipeline/transforms/schema.pbtxt" in json.dumps(spec)

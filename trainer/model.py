@@ -1,0 +1,116 @@
+"""DCN V2 (Wang et al., WWW'21) on per-field embeddings, as in BARS DCNv2_criteo_x1.
+
+Input: the Transform output, `C*_xf` int64 ids [B] and `I*_xf` float [B].
+Every field becomes a `embedding_dim` vector: categorical ids index one shared table
+(one row block per field), numeric values scale a learned per-field vector (FuxiCTR's
+numeric embedding). The flat [B, 39·d] vector x0 feeds
+- parallel: a cross network (x_{l+1} = x0 ⊙ (W x_l + b) + x_l, `tfrs.layers.dcn.Cross`)
+  beside a ReLU DNN, concatenated, then one logit;
+- stacked: the cross network, then the DNN, then one logit.
+
+`DCNV2` is what gets exported; its output is always one click logit per example.
+"""
+from typing import Dict, List, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from pipeline.configs import ModelConfig
+from transforms import features
+from transforms.preprocessing import vocabulary_name
+
+STRUCTURES = ("parallel", "stacked")
+
+
+class FieldEmbedding(tf.keras.layers.Layer):
+    """Per-field embeddings: [B] ids and values of F fields -> [B, F·d]."""
+
+    def __init__(self, vocabulary_sizes: Sequence[int], num_numeric: int, embedding_dim: int,
+                 embedding_l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_sizes = [int(v) for v in vocabulary_sizes]
+        self.num_numeric = num_numeric
+        self.embedding_dim = embedding_dim
+        self.embedding_l2 = embedding_l2
+        offsets = [0]
+        for size in self.vocabulary_sizes[:-1]:
+            offsets.append(offsets[-1] + size)
+        self._offsets = tf.constant(offsets, dtype=tf.int64)
+        regularizer = tf.keras.regularizers.l2(embedding_l2) if embedding_l2 else None
+        self.categorical_table = self.add_weight(
+            name="categorical_table", shape=(sum(self.vocabulary_sizes), embedding_dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=1e-4), regularizer=regularizer)
+        self.numeric_vectors = self.add_weight(
+            name="numeric_vectors", shape=(num_numeric, embedding_dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=1e-4), regularizer=regularizer)
+
+    def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor) -> tf.Tensor:
+        """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]."""
+        rows = tf.gather(self.categorical_table, categorical_ids + self._offsets)       # [B, C, d]
+        numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
+        fields = tf.concat([tf.cast(numeric, rows.dtype), rows], axis=1)               # [B, F, d]
+        return tf.reshape(fields, [-1, (self.num_numeric + len(self.vocabulary_sizes)) * self.embedding_dim])
+
+    def get_config(self) -> Dict:
+        return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
+                "num_numeric": self.num_numeric, "embedding_dim": self.embedding_dim,
+                "embedding_l2": self.embedding_l2}
+
+
+class DCNV2(tf.keras.Model):
+    """Deep & Cross Network V2 producing one click logit per example ([B, 1])."""
+
+    def __init__(self, vocabulary_sizes: Dict[str, int], config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        if config.structure not in STRUCTURES:
+            raise ValueError(f"model structure must be one of {STRUCTURES}, got {config.structure!r}")
+        self.config = config
+        self.embedding = FieldEmbedding(
+            [vocabulary_sizes[k] for k in features.CATEGORICAL_FEATURES], len(features.NUMERIC_FEATURES),
+            config.embedding_dim, config.embedding_l2, name="field_embedding")
+        self.cross_layers: List[tf.keras.layers.Layer] = [
+            tfrs.layers.dcn.Cross(projection_dim=config.cross_projection_dim, kernel_initializer="glorot_uniform",
+                                  name=f"cross_{i}")
+            for i in range(config.num_cross_layers)]
+        self.dnn_layers: List[tf.keras.layers.Layer] = []
+        for i, units in enumerate(config.dnn_units):
+            self.dnn_layers.append(tf.keras.layers.Dense(units, activation="relu", name=f"dnn_{i}"))
+            if config.dropout:
+                self.dnn_layers.append(tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
+        self.logit_layer = tf.keras.layers.Dense(1, name="logit")
+
+    def embed(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+        ids = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.int64)
+                        for k in features.CATEGORICAL_FEATURES], axis=1)
+        values = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.float32)
+                           for k in features.NUMERIC_FEATURES], axis=1)
+        return self.embedding(ids, values)
+
+    def representation(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The penultimate layer [B, R]: what the logit layer reads."""
+        x0 = self.embed(inputs)
+        cross = x0
+        for layer in self.cross_layers:
+            cross = layer(x0, cross)
+        if self.config.structure == "stacked":
+            deep = cross
+            for layer in self.dnn_layers:
+                deep = layer(deep, training=training)
+            return deep
+        deep = x0
+        for layer in self.dnn_layers:
+            deep = layer(deep, training=training)
+        return tf.concat([cross, deep], axis=1)
+
+    def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        return self.logit_layer(self.representation(inputs, training=training))
+
+
+def vocabulary_sizes_from_transform(tf_transform_output, num_oov_buckets: int) -> Dict[str, int]:
+    """Rows each categorical field needs: its vocabulary plus the OOV buckets."""
+    return {k: tf_transform_output.vocabulary_size_by_name(vocabulary_name(k)) + num_oov_buckets
+            for k in features.CATEGORICAL_FEATURES}
+
+
+def count_parameters(model: tf.keras.Model) -> int:
+    return int(sum(tf.size(v).numpy() for v in model.trainable_variables))
