@@ -72,6 +72,8 @@ class TrainConfig:
     min_learning_rate: float = 1e-6
     early_stop_patience: int = 2
     seed: int = 2024
+    gradient_diagnostics: bool = False     # log gradient norms per batch (trainer/diagnostics.py)
+    diagnostics_window: int = 50           # batches per mean / p90 summary
 
 
 @dataclasses.dataclass
@@ -162,13 +164,27 @@ _FLAGS = [
     ("--epochs", "train", "epochs", int, "maximum epochs"),
     ("--steps-per-epoch", "train", "steps_per_epoch", int, "train steps per epoch"),
     ("--train-seed", "train", "seed", int, "training seed"),
+    ("--gradient-diagnostics", "train", "gradient_diagnostics", bool,
+     "log per-batch gradient norms (negatives' logits, DNN, cross) to TensorBoard and CSV"),
+    ("--diagnostics-window", "train", "diagnostics_window", int, "batches per gradient-norm mean / p90"),
 ]
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Adds one flag per configurable knob; unset flags keep the defaults."""
     for flag, _, _, kind, help_text in _FLAGS:
-        parser.add_argument(flag, type=kind, default=None, help=help_text)
+        if kind is bool:  # `--flag` alone means true; `--flag false` also works
+            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
 
 
 def from_flags(args: argparse.Namespace, base: Optional[PipelineConfig] = None) -> PipelineConfig:
@@ -180,5 +196,6 @@ def from_flags(args: argparse.Namespace, base: Optional[PipelineConfig] = None) 
             continue
         target = config if section is None else getattr(config, section)
         setattr(target, field, value)
-    config.output_root = os.path.abspath(config.output_root)
+    if "://" not in config.output_root:  # keep gs://, s3://, hdfs:// roots as they are
+        config.output_root = os.path.abspath(config.output_root)
     return config

@@ -80,6 +80,8 @@ def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed:
              f"  {'':14} {'model':>10} {'Bayes-optimal':>14}",
              f"  {'AUC':14} {metrics.get('auc', float('nan')):>10.4f} {bayes['bayes_auc']:>14.4f}",
              f"  {'logloss':14} {metrics.get('logloss', float('nan')):>10.4f} {bayes['bayes_logloss']:>14.4f}",
+             f"  {'weighted BCE':14} {metrics.get('weighted_bce', float('nan')):>10.4f} "
+             f"{'(Eq. 15, beta_pos %g)' % config.loss.beta_pos:>14}",
              f"  {'calibration':14} {metrics.get('calibration', float('nan')):>10.4f} {'1.0000':>14}",
              "", f"blessed: {outcome['blessed']}",
              f"pushed model: {outcome['pushed_path'] or 'not pushed (not blessed)'}",
@@ -90,6 +92,7 @@ def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     config = local_runner.parse_config(parser=parser)
+    local_runner.validate(config)
     start = time.time()
     absl_logger = std_logging.getLogger("absl")  # TFX logs through absl: keep only our stage lines
     absl_logger.propagate = False

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
 from pipeline import configs, pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+from trainer.task import build_loss  # pylint: disable=g-import-not-at-top
 
 
 def parse_config(argv: Optional[Sequence[str]] = None,
@@ -29,11 +30,21 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     return configs.from_flags(args)
 
 
+def validate(config: configs.PipelineConfig) -> None:
+    """Fails before any work when the loss settings are invalid, naming the valid choices."""
+    try:
+        build_loss(config.loss)
+    except ValueError as error:
+        raise SystemExit(f"invalid loss configuration: {error}") from None
+
+
 def run(config: configs.PipelineConfig) -> None:
+    validate(config)
     if not os.path.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m pipeline.ingest --input <criteo.tsv> --output {config.tfrecord_root}")
-    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config))
+    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_connection_config=metadata))
 
 
 if __name__ == "__main__":

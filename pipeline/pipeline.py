@@ -5,6 +5,7 @@ ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> Example
 Splits: `train` fits, `eval` drives the validation schedule (LR plateau, early stopping,
 best checkpoint), `test` is held out for the Evaluator, as the paper's 7:2:1 Criteo_x1.
 """
+import json
 from typing import Any, Optional
 
 import tensorflow_model_analysis as tfma
@@ -22,8 +23,9 @@ RUN_FN = "trainer.task.run_fn"
 EVALUATION_SPLIT = "test"
 
 
-def eval_config(min_auc: float) -> tfma.EvalConfig:
-    """AUC (blessing: above `min_auc` and not below the baseline), logloss, calibration, count."""
+def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
+    """AUC (blessing: above `min_auc` and not below the baseline), logloss, the paper's
+    β_pos-weighted BCE (Eq. 15), calibration, count."""
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_auc}),
         change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
@@ -36,6 +38,8 @@ def eval_config(min_auc: float) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
             tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
+            tfma.MetricConfig(class_name="WeightedBCE", module="trainer.metrics", config=json.dumps(
+                {"name": "weighted_bce", "beta_pos": beta_pos, "from_logits": False})),
             tfma.MetricConfig(class_name="Calibration"),
             tfma.MetricConfig(class_name="MeanLabel"),
             tfma.MetricConfig(class_name="MeanPrediction"),
@@ -48,7 +52,8 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
     """The whole DAG for `config`.
 
     `schema_path` is where the curated schema is when the components run (inside the
-    image on Kubeflow); ML Metadata defaults to SQLite under the output root.
+    image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
+    (SQLite under the output root) and None on Kubeflow, which brings its own.
     """
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.tfrecord_root,
@@ -79,7 +84,8 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"], eval_config=eval_config(config.min_eval_auc),
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config.min_eval_auc, config.loss.beta_pos),
         example_splits=[EVALUATION_SPLIT])
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
@@ -91,6 +97,5 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
                     model_resolver, evaluator, pusher],
         enable_cache=True,
-        metadata_connection_config=metadata_connection_config or
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
+        metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=config.beam_pipeline_args)

@@ -7,6 +7,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import glob  # pylint: disable=g-import-not-at-top
+import subprocess  # pylint: disable=g-import-not-at-top
+
 import pytest  # pylint: disable=g-import-not-at-top
 
 DATA_DIR = os.path.join(ROOT, "tests", "data")
@@ -21,3 +24,59 @@ def generated_tsv(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("gen") / "criteo.tsv")
     report = generate.generate(path, 500, ctr=0.256, seed=3)
     return path, report
+
+
+ROWS = 2500
+SMALL_MODEL = ["--dnn-units", "32,32", "--embedding-dim", "4", "--epochs", "3", "--batch-size", "256"]
+
+
+def project_env(**extra):
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    output_root = str(tmp_path_factory.mktemp("demo"))
+    command = [sys.executable, "-m", "pipeline.demo", "--rows", str(ROWS), "--output-root", output_root,
+               "--min-eval-auc", "0.0"] + SMALL_MODEL
+    proc = subprocess.run(command, cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return output_root, proc.stdout
+
+
+def _latest(pattern):
+    return max(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+
+
+@pytest.fixture(scope="session")
+def exported_by_loss(demo_run, tmp_path_factory):
+    """{run: SavedModel path}: one model per loss, plus BCE with negative sampling (r = 0.5),
+    each trained by run_fn for 3 steps on the demo pipeline's Transform output."""
+    from tfx import v1 as tfx
+    from pipeline import configs
+    from trainer import losses, task
+
+    runs = {name: {"name": name} for name in losses.LOSSES}
+    runs["negative_sampling"] = {"name": "bce", "negative_sampling_rate": 0.5}
+    output_root, _ = demo_run
+    transform = os.path.join(configs.PipelineConfig(output_root=output_root).pipeline_root, "Transform")
+    examples = _latest(os.path.join(transform, "transformed_examples", "*"))
+    graph = _latest(os.path.join(transform, "transform_graph", "*"))
+    models = {}
+    for run, loss_overrides in runs.items():
+        work = tmp_path_factory.mktemp(run)
+        settings = task.TrainerSettings(
+            model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
+            loss=configs.LossConfig(alpha=0.7, beta_pos=0.1, **loss_overrides),
+            train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2),
+            transform=configs.TransformConfig())
+        task.run_fn(tfx.components.FnArgs(
+            train_files=[os.path.join(examples, "Split-train", "*")],
+            eval_files=[os.path.join(examples, "Split-eval", "*")],
+            transform_output=graph, serving_model_dir=str(work / "serving"), model_run_dir=str(work / "run"),
+            custom_config=settings.to_custom_config()))
+        models[run] = str(work / "serving")
+    return models

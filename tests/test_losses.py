@@ -1,41 +1,278 @@
-"""Loss values against closed forms and gradients against the paper's derivations."""
+"""Loss values against closed forms, gradients against the paper's derivations, edge cases."""
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings, strategies as st
 
-from trainer import losses
+from trainer import losses, metrics
+
+ALL = list(losses.LOSSES)
+Y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+Z = np.array([0.3, -1.2, 0.5, -0.4, 2.0, -3.0, 0.1])
+POS, NEG = Y == 1, Y == 0
 
 
-def _sigmoid(z):
+def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _bce_closed_form(y, z, beta_pos=1.0):
-    p = _sigmoid(z)
+def bce(y, z, beta_pos=1.0):
+    p = sigmoid(z)
     return -np.mean(beta_pos * y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-Y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-Z = np.array([0.3, -1.2, 0.5, -0.4, 2.0, -3.0])
+def ranknet(y, z):
+    pairs = [np.log1p(np.exp(-(zi - zj))) for zi, zj in itertools.product(z[y == 1], z[y == 0])]
+    return np.mean(pairs) if pairs else 0.0
 
+
+def list_ce(y, scores, beta_pos=1.0):
+    denominator = np.sum(np.where(y == 1, beta_pos, 1.0) * scores)
+    return -np.mean(np.log(scores[y == 1] / denominator))
+
+
+def y_pred_for(name, z=Z, representation=None):
+    """What each loss reads: logits, JRC's [z0, z1], or [z, representation]."""
+    cls = losses.LOSSES[name]
+    if cls.INPUT == losses.TWO_LOGITS:
+        return np.stack([-z / 2, z / 2], axis=1)  # z1 - z0 = z
+    if cls.INPUT == losses.LOGIT_AND_REPRESENTATION:
+        rep = representation if representation is not None else np.random.default_rng(0).normal(size=(len(z), 4))
+        return np.concatenate([z[:, None], rep], axis=1)
+    return z
+
+
+def value(name, y, y_pred, sample_weight=None, **params):
+    return float(losses.get_loss(name, **params)(tf.constant(y, tf.float32), tf.constant(y_pred, tf.float32),
+                                                 sample_weight=sample_weight))
+
+
+def gradient(name, y, y_pred, sample_weight=None, **params):
+    var = tf.Variable(y_pred, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        loss = losses.get_loss(name, **params)(tf.constant(y, tf.float32), var, sample_weight=sample_weight)
+    return loss.numpy(), tape.gradient(loss, var).numpy()
+
+
+# ---- closed forms -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("beta_pos", [1.0, 0.1])
-def test_bce_matches_eq_15(beta_pos):
-    loss = losses.get_loss("bce", beta_pos=beta_pos)
-    assert float(loss(Y, Z)) == pytest.approx(_bce_closed_form(Y, Z, beta_pos), rel=1e-6)
-    assert float(loss(Y[:, None], Z[:, None])) == pytest.approx(_bce_closed_form(Y, Z, beta_pos), rel=1e-6)
+def test_bce_matches_eq_15_for_both_shapes(beta_pos):
+    assert value("bce", Y, Z, beta_pos=beta_pos) == pytest.approx(bce(Y, Z, beta_pos), rel=1e-6)
+    assert value("bce", Y[:, None], Z[:, None], beta_pos=beta_pos) == pytest.approx(bce(Y, Z, beta_pos), rel=1e-6)
 
 
-def test_bce_gradient_on_negatives_is_p_hat_over_n_eq_10():
-    z = tf.Variable(Z, dtype=tf.float32)
-    with tf.GradientTape() as tape:
-        value = losses.get_loss("bce")(tf.constant(Y), z)
-    grad = tape.gradient(value, z).numpy()
+@pytest.mark.parametrize("alpha,beta_pos", [(0.7, 0.1), (0.5, 1.0), (0.0, 1.0)])
+def test_combined_pair_is_alpha_bce_plus_ranknet_eq_8_9(alpha, beta_pos):
+    expected = alpha * bce(Y, Z, beta_pos) + (1 - alpha) * ranknet(Y, Z)
+    assert value("combined_pair", Y, Z, alpha=alpha, beta_pos=beta_pos) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("beta_pos", [1.0, 0.2])
+def test_combined_list_and_rcr_eq_3_and_5(beta_pos):
+    alpha = 0.4
+    listnet = list_ce(Y, np.exp(Z), beta_pos)
+    listce = list_ce(Y, sigmoid(Z), beta_pos)
+    assert value("combined_list", Y, Z, alpha=alpha, beta_pos=beta_pos) == pytest.approx(
+        alpha * bce(Y, Z, beta_pos) + (1 - alpha) * listnet, rel=1e-6)
+    assert value("rcr", Y, Z, alpha=alpha, beta_pos=beta_pos) == pytest.approx(
+        alpha * bce(Y, Z, beta_pos) + (1 - alpha) * listce, rel=1e-6)
+
+
+def test_jrc_eq_6_7():
+    rng = np.random.default_rng(1)
+    two = rng.normal(size=(len(Y), 2))
+    w = 0.3
+    softmax = np.exp(two) / np.exp(two).sum(1, keepdims=True)
+    clf = -np.mean(np.log(softmax[np.arange(len(Y)), Y.astype(int)]))
+    column = np.exp(two) / np.exp(two).sum(0, keepdims=True)  # in-batch softmax per column
+    rank = -np.mean(np.log(column[np.arange(len(Y)), Y.astype(int)]))
+    assert value("jrc", Y, two, jrc_weight=w) == pytest.approx((1 - w) * clf + w * rank, rel=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.5])
+def test_focal_eq_16(gamma):
+    p = sigmoid(Z)
+    expected = -np.mean(Y * (1 - p) ** gamma * np.log(p) + (1 - Y) * p ** gamma * np.log(1 - p))
+    assert value("focal", Y, Z, gamma=gamma) == pytest.approx(expected, rel=1e-5)
+
+
+def test_focal_norm_eq_17_and_average_negative_weight_is_one():
+    gamma = 2.0
+    p = sigmoid(Z)
+    weights = p ** gamma + (1 - np.mean(p[NEG] ** gamma))
+    assert np.mean(weights[NEG]) == pytest.approx(1.0)
+    expected = -np.mean(Y * (1 - p) ** gamma * np.log(p) + (1 - Y) * weights * np.log(1 - p))
+    assert value("focal_norm", Y, Z, gamma=gamma) == pytest.approx(expected, rel=1e-5)
+    loss = losses.get_loss("focal_norm", gamma=gamma)
+    p_gamma = tf.constant(p ** gamma, tf.float32)
+    got = loss.negative_weights(tf.constant(Y, tf.float32), p_gamma).numpy()
+    assert got[NEG].mean() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_combined_contrastive_eq_18_19():
+    rng = np.random.default_rng(2)
+    rep = rng.normal(size=(len(Y), 3))
+    tau, alpha = 0.4, 0.9
+    unit = rep / np.linalg.norm(rep, axis=1, keepdims=True)
+    sim = unit @ unit.T / tau
+    terms = []
+    for i in range(len(Y)):
+        others = [a for a in range(len(Y)) if a != i]
+        positives = [p for p in others if Y[p] == Y[i]]
+        norm = np.log(np.sum(np.exp(sim[i, others])))
+        terms.append(-np.mean([sim[i, p] - norm for p in positives]) if positives else 0.0)
+    expected = alpha * bce(Y, Z) + (1 - alpha) * np.mean(terms)
+    got = value("combined_contrastive", Y, y_pred_for("combined_contrastive", representation=rep), alpha=alpha, tau=tau)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+# ---- gradients ----------------------------------------------------------------------------
+
+def test_bce_gradients_eq_10_and_11():
+    _, grad = gradient("bce", Y, Z)
     n = len(Y)
-    np.testing.assert_allclose(grad[Y == 0], _sigmoid(Z[Y == 0]) / n, rtol=1e-5)
-    np.testing.assert_allclose(grad[Y == 1], -(1 - _sigmoid(Z[Y == 1])) / n, rtol=1e-5)  # Eq. 11
+    np.testing.assert_allclose(grad[NEG], sigmoid(Z[NEG]) / n, rtol=1e-5)            # Eq. 10: p̂_j / N
+    np.testing.assert_allclose(grad[POS], -(1 - sigmoid(Z[POS])) / n, rtol=1e-5)     # Eq. 11
 
 
-def test_unknown_loss_lists_choices():
-    with pytest.raises(ValueError, match="valid choices: bce"):
+def test_combined_pair_gradients_eq_12_and_table_3():
+    alpha = 0.6
+    _, grad = gradient("combined_pair", Y, Z, alpha=alpha)
+    n, n_pos, n_neg = len(Y), POS.sum(), NEG.sum()
+    for j in np.flatnonzero(NEG):
+        rank = np.sum(sigmoid(Z[j] - Z[POS])) / (n_pos * n_neg)                      # Eq. 12 / Tab. 3
+        assert grad[j] == pytest.approx(alpha * sigmoid(Z[j]) / n + (1 - alpha) * rank, rel=1e-5)
+    for i in np.flatnonzero(POS):
+        rank = -np.sum(1 - sigmoid(Z[i] - Z[NEG])) / (n_pos * n_neg)                 # Tab. 3
+        assert grad[i] == pytest.approx(-alpha * (1 - sigmoid(Z[i])) / n + (1 - alpha) * rank, rel=1e-5)
+
+
+def test_ranknet_negative_gradient_exceeds_bce_when_positives_score_low_eq_13():
+    y = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    z = np.array([-2.0, -1.5, -3.0, -2.5, -4.0])    # sparse regime: every logit < 0
+    _, pair_grad = gradient("combined_pair", y, z, alpha=0.0)
+    n_pos, n_neg = 2, 3
+    bce_per_negative = sigmoid(z[y == 0])            # ∇_z BCE per example (before 1/N)
+    assert np.all(pair_grad[y == 0] * n_neg > bce_per_negative)
+
+
+@pytest.mark.parametrize("scale", [3.0, 12.0, 40.0, 500.0])  # spreads below and above the factorised limit
+def test_hand_written_ranknet_gradient_matches_autodiff(scale):
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.25).astype(np.float32)
+    z = rng.normal(scale=scale, size=300).astype(np.float32)
+    w = rng.random(300).astype(np.float32)
+    var = tf.Variable(z)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = losses.ranknet(tf.constant(y), var, tf.constant(w))
+        d = tf.boolean_mask(var, y == 0)[None, :] - tf.boolean_mask(var, y == 1)[:, None]
+        pair_w = tf.boolean_mask(w, y == 1)[:, None] * tf.boolean_mask(w, y == 0)[None, :]
+        naive = tf.reduce_sum(pair_w * tf.nn.softplus(d)) / tf.cast(tf.size(d), tf.float32)
+    assert float(fast) == pytest.approx(float(naive), rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(fast, var), tape.gradient(naive, var), rtol=1e-4, atol=1e-9)
+    closed_form = np.sum(pair_w.numpy() * np.logaddexp(0.0, d.numpy().astype(np.float64))) / d.numpy().size
+    assert float(fast) == pytest.approx(closed_form, rel=1e-5)
+
+
+# ---- properties ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["combined_pair", "combined_list", "rcr", "combined_contrastive"])
+def test_alpha_one_reproduces_bce_exactly(name):
+    got = value(name, Y, y_pred_for(name), alpha=1.0, beta_pos=0.3)
+    assert got == pytest.approx(value("bce", Y, Z, beta_pos=0.3), rel=1e-7)
+
+
+def test_ranknet_and_listnet_unchanged_by_a_constant_shift():
+    for name in ("combined_pair", "combined_list"):
+        assert value(name, Y, Z + 5.0, alpha=0.0) == pytest.approx(value(name, Y, Z, alpha=0.0), rel=1e-5)
+
+
+def test_gamma_zero_focal_is_bce():
+    assert value("focal", Y, Z, gamma=0.0) == pytest.approx(bce(Y, Z), rel=1e-6)
+    assert value("focal_norm", Y, Z, gamma=0.0) == pytest.approx(bce(Y, Z), rel=1e-6)
+
+
+DEGENERATE = {
+    "no positives": (np.zeros(5), np.linspace(-2, 2, 5)),
+    "no negatives": (np.ones(5), np.linspace(-2, 2, 5)),
+    "huge logits": (np.array([1.0, 0.0, 1.0, 0.0]), np.array([1e3, -1e3, -1e3, 1e3])),
+    "batch of one": (np.array([1.0]), np.array([0.2])),
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_degenerate_batches_stay_finite(name, case):
+    y, z = DEGENERATE[case]
+    loss, grad = gradient(name, y, y_pred_for(name, z))
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    loss, grad = gradient(name, y, y_pred_for(name, z), sample_weight=tf.zeros(len(y)))
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("name", ["combined_pair", "combined_list", "rcr"])
+def test_one_class_batch_ranking_term_is_zero(name):
+    for y in (np.zeros(5), np.ones(5)):
+        z = np.linspace(-2, 2, 5)
+        if name == "combined_pair" or y.sum() == 0:
+            assert value(name, y, z, alpha=0.0) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), name=st.sampled_from(ALL))
+def test_finite_for_random_logits_and_labels(data, name):
+    n = data.draw(st.integers(1, 40))
+    labels = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)))
+    logits = np.array(data.draw(st.lists(st.floats(-1e3, 1e3), min_size=n, max_size=n)))
+    loss, grad = gradient(name, labels, y_pred_for(name, logits), beta_pos=data.draw(st.floats(0.01, 1.0)))
+    assert np.isfinite(loss) and loss >= -1e-6 and np.all(np.isfinite(grad))
+
+
+# ---- selection, validation, serialization -------------------------------------------------
+
+def test_get_loss_validates_names_and_ranges():
+    with pytest.raises(ValueError, match="valid choices: bce, combined_pair, combined_list, rcr, jrc"):
         losses.get_loss("hinge")
+    for params, message in [({"alpha": 1.5}, "alpha must be in \\[0, 1\\]"), ({"beta_pos": 0.0}, "beta_pos must be > 0"),
+                            ({"tau": -1.0}, "tau must be > 0"), ({"gamma": -1.0}, "gamma must be >= 0"),
+                            ({"jrc_weight": 2.0}, "jrc_weight"), ({"temperature": 1.0}, "unknown loss parameter")]:
+        with pytest.raises(ValueError, match=message):
+            losses.get_loss("combined_pair", **params)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_get_config_round_trip(name):
+    loss = losses.get_loss(name, alpha=0.3, beta_pos=0.2, gamma=1.5, tau=0.5, jrc_weight=0.25)
+    restored = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
+    assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
+    y_pred = y_pred_for(name)
+    assert value(name, Y, y_pred, alpha=0.3, beta_pos=0.2, gamma=1.5, tau=0.5, jrc_weight=0.25) == pytest.approx(
+        float(restored(tf.constant(Y, tf.float32), tf.constant(y_pred, tf.float32))))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_compiled_with_each_loss_saves_and_reloads(name, tmp_path):
+    width = {losses.LOGIT: 1, losses.TWO_LOGITS: 2, losses.LOGIT_AND_REPRESENTATION: 5}[losses.LOSSES[name].INPUT]
+    inputs = tf.keras.Input(shape=(3,))
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(width)(inputs))
+    loss = losses.get_loss(name, alpha=0.25, beta_pos=0.5)
+    model.compile(optimizer="adam", loss=loss, metrics=[metrics.WeightedBCE(beta_pos=0.5)] if width == 1 else None)
+    x, y = np.random.default_rng(0).normal(size=(8, 3)), np.array([1, 0, 0, 1, 0, 0, 0, 1], np.float32)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(str(tmp_path / "model"))
+    reloaded = tf.keras.models.load_model(str(tmp_path / "model"))
+    assert type(reloaded.loss) is type(loss) and reloaded.loss.get_config() == loss.get_config()
+    assert reloaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+def test_weighted_bce_metric_is_eq_15_from_logits_and_probabilities():
+    for beta_pos in (1.0, 0.1):
+        from_logits = metrics.WeightedBCE(beta_pos=beta_pos)
+        from_logits.update_state(Y, Z)
+        from_probabilities = metrics.WeightedBCE(beta_pos=beta_pos, from_logits=False)
+        from_probabilities.update_state(Y, sigmoid(Z))
+        assert float(from_logits.result()) == pytest.approx(bce(Y, Z, beta_pos), rel=1e-6)
+        assert float(from_probabilities.result()) == pytest.approx(bce(Y, Z, beta_pos), rel=1e-4)

@@ -10,28 +10,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from pipeline import configs, ingest
-from tests.conftest import ROOT
-
-ROWS = 2500
-SMALL_MODEL = ["--dnn-units", "32,32", "--embedding-dim", "4", "--epochs", "3", "--batch-size", "256"]
-
-
-def _env(**extra):
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra)
-    return env
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    output_root = str(tmp_path_factory.mktemp("demo"))
-    command = [sys.executable, "-m", "pipeline.demo", "--rows", str(ROWS), "--output-root", output_root,
-               "--min-eval-auc", "0.0"] + SMALL_MODEL
-    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return output_root, proc.stdout
-
+from tests.conftest import ROOT, ROWS, project_env
 
 def _trainer_executions(output_root):
     config = configs.PipelineConfig(output_root=output_root)
@@ -66,7 +45,7 @@ def test_pushed_model_scores_a_serialized_example(demo_run):
 def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     output_root, _ = demo_run
     before = len(_trainer_executions(output_root))
-    env = _env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"))
+    env = project_env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"))
     tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
     create = subprocess.run([tfx_cli, "pipeline", "create", "--engine", "local",
                              "--pipeline_path", os.path.join("pipeline", "local_runner.py")],

@@ -56,8 +56,11 @@ def test_compiles_for_kubeflow_v2(tmp_path):
                           env=dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out) as f:
-        spec = json.load(f)["pipelineSpec"]
+        job = json.load(f)
+    spec = job["pipelineSpec"]
     executors = spec["deploymentSpec"]["executors"]
     assert "Trainer_executor" in executors and "Pusher_executor" in executors
     assert executors["Trainer_executor"]["container"]["image"] == "gcr.io/p/img:1"
     assert "/pipeline/transforms/schema.pbtxt" in json.dumps(spec)
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/rankloss/tfx/rankloss-tfx"  # URI kept
+    assert not os.path.exists(os.path.join(ROOT, "gs:"))

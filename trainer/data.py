@@ -28,6 +28,16 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def negative_sampler(rate: float, seed: Optional[int] = None):
+    """Batch map keeping every positive and each negative with probability `rate` (§4.5.2)."""
+
+    def sample(batch_features: Dict[str, tf.Tensor], labels: tf.Tensor):
+        keep = (labels[:, 0] > 0.5) | (tf.random.uniform(tf.shape(labels)[:1], seed=seed) < rate)
+        return {k: tf.boolean_mask(v, keep) for k, v in batch_features.items()}, tf.boolean_mask(labels, keep)
+
+    return sample
+
+
 def split_label(parsed: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
     parsed = dict(parsed)
     label = tf.cast(parsed.pop(features.LABEL_KEY), tf.float32)

@@ -8,7 +8,8 @@ numeric embedding). The flat [B, 39·d] vector x0 feeds
   beside a ReLU DNN, concatenated, then one logit;
 - stacked: the cross network, then the DNN, then one logit.
 
-`DCNV2` is what gets exported; its output is always one click logit per example.
+`DCNV2` is what gets exported; its output is always one click logit per example, and its
+`calibration` layer maps σ(logit) to the served probability (identity unless fitted).
 """
 from typing import Dict, List, Sequence
 
@@ -16,6 +17,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from pipeline.configs import ModelConfig
+from trainer.calibration import PiecewiseLinearCalibration
 from transforms import features
 from transforms.preprocessing import vocabulary_name
 
@@ -78,6 +80,8 @@ class DCNV2(tf.keras.Model):
             if config.dropout:
                 self.dnn_layers.append(tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
         self.logit_layer = tf.keras.layers.Dense(1, name="logit")
+        # Applied to σ(logit) at serving time only; identity unless a calibration is fitted.
+        self.calibration = PiecewiseLinearCalibration(name="calibration")
 
     def embed(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
         ids = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.int64)

@@ -10,13 +10,15 @@ import os
 from typing import Any, Dict, List
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from pipeline import configs
 from serving import signatures
-from trainer import data, losses, model as model_lib
+from trainer import calibration, data, diagnostics, losses, metrics, model as model_lib
+from trainer.objective import TrainingModel
 
 BEST_CHECKPOINT = "best.weights.h5"
 
@@ -44,20 +46,37 @@ class TrainerSettings:
 
 
 def build_loss(loss: configs.LossConfig) -> tf.keras.losses.Loss:
-    return losses.get_loss(loss.name, beta_pos=loss.beta_pos)
+    """The configured loss; raises ValueError naming valid choices for a bad name or parameter."""
+    if not 0.0 < loss.negative_sampling_rate <= 1.0:
+        raise ValueError(f"negative_sampling_rate must be in (0, 1], got {loss.negative_sampling_rate}")
+    return losses.get_loss(loss.name, alpha=loss.alpha, beta_pos=loss.beta_pos, gamma=loss.gamma,
+                           tau=loss.tau, jrc_weight=loss.jrc_weight)
 
 
 def compile_model(model: tf.keras.Model, settings: TrainerSettings) -> None:
+    """Adam with gradient clipping; AUC, plain logloss and the paper's β_pos-weighted BCE."""
     model.compile(
         optimizer=tf.keras.optimizers.Adam(settings.train.learning_rate, clipnorm=settings.train.clipnorm),
         loss=build_loss(settings.loss),
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
-                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
+                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
+                 metrics.WeightedBCE(beta_pos=settings.loss.beta_pos, name="weighted_bce")])
+
+
+def fit_calibration(ctr_model: model_lib.DCNV2, eval_ds: tf.data.Dataset) -> None:
+    """Fits isotonic calibration of σ(logit) on the eval split into the exported model (§4.5.2)."""
+    predictions, labels = [], []
+    for batch_features, batch_labels in eval_ds:
+        predictions.append(tf.sigmoid(ctr_model(batch_features)).numpy().ravel())
+        labels.append(batch_labels.numpy().ravel())
+    ctr_model.calibration.set_knots(*calibration.fit_isotonic(np.concatenate(predictions), np.concatenate(labels)))
 
 
 def callbacks(settings: TrainerSettings, run_dir: str) -> List[tf.keras.callbacks.Callback]:
     train = settings.train
-    return [
+    diagnostics_logger = ([diagnostics.GradientDiagnosticsLogger(run_dir, train.diagnostics_window)]
+                          if train.gradient_diagnostics else [])
+    return diagnostics_logger + [
         tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
         tf.keras.callbacks.ModelCheckpoint(os.path.join(run_dir, BEST_CHECKPOINT), monitor="val_auc", mode="max",
                                            save_best_only=True, save_weights_only=True),
@@ -75,7 +94,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_spec = tf_transform_output.transformed_feature_spec()
 
+    loss = build_loss(settings.loss)
     train_ds = data.make_dataset(fn_args.train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed)
+    if settings.loss.negative_sampling_rate < 1.0:
+        train_ds = train_ds.map(data.negative_sampler(settings.loss.negative_sampling_rate, train.seed))
     if train.steps_per_epoch:
         train_ds = train_ds.repeat()
     eval_ds = data.make_dataset(fn_args.eval_files, feature_spec, train.batch_size)
@@ -83,17 +105,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(
         tf_transform_output, settings.transform.num_oov_buckets)
     ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
-    compile_model(ctr_model, settings)
+    model_class = diagnostics.DiagnosedTrainingModel if train.gradient_diagnostics else TrainingModel
+    training_model = model_class(ctr_model, loss.INPUT)
+    compile_model(training_model, settings)
     for batch_features, _ in train_ds.take(1):
-        ctr_model(batch_features)  # builds the variables so they can be counted
+        training_model(batch_features)  # builds the variables so they can be counted
     logging.info("[trainer] DCN V2 (%s): %d trainable parameters; vocabulary sizes %s", settings.model.structure,
                  model_lib.count_parameters(ctr_model), json.dumps(vocabulary_sizes))
+    logging.info("[trainer] loss %s", json.dumps(loss.get_config()))
 
-    history = ctr_model.fit(train_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
+    history = training_model.fit(train_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
                             validation_data=eval_ds, validation_steps=train.eval_steps,
                             callbacks=callbacks(settings, fn_args.model_run_dir), verbose=2)
-    ctr_model.load_weights(os.path.join(fn_args.model_run_dir, BEST_CHECKPOINT))
+    training_model.load_weights(os.path.join(fn_args.model_run_dir, BEST_CHECKPOINT))
     best_epoch = max(range(len(history.history["val_auc"])), key=history.history["val_auc"].__getitem__)
     logging.info("[trainer] best epoch %d of %d: val_auc %.5f", best_epoch + 1, len(history.history["val_auc"]),
                  history.history["val_auc"][best_epoch])
+    if settings.loss.negative_sampling_rate < 1.0:
+        fit_calibration(ctr_model, eval_ds)
+        logging.info("[trainer] isotonic calibration fitted on the eval split (negative sampling r=%.3g)",
+                     settings.loss.negative_sampling_rate)
     signatures.export(ctr_model, tf_transform_output, fn_args.serving_model_dir)

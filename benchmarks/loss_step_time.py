@@ -1,0 +1,90 @@
+"""Train-step time of the reference DCN V2 with each loss, relative to BCE (issue: loss family, item 8).
+
+    python -m benchmarks.loss_step_time [--batch-sizes 4096,10000] [--rounds 5] [--steps 3]
+
+For each batch size every loss trains the same model shape (BARS DCNv2_criteo_x1: parallel,
+3 cross layers, DNN 500-500-500, 39 fields × 10, Adam + clipnorm, fp32) on an in-memory batch with
+25 % positives; steps are timed round-robin in one process and printed as ratios to BCE. Two
+textbook Combined-Pair formulations run beside ours for comparison:
+- `pair[dense BxB]`: softplus over the whole B×B difference matrix, masked to positive × negative;
+- `pair[gather autodiff]`: gather positives and negatives, softplus over N+×N-, autodiff gradient.
+`combined_pair` is the library's: the N+×N- pass with its hand-written gradient.
+"""
+import argparse
+import sys
+
+from benchmarks import common
+import tensorflow as tf
+
+from pipeline.configs import ModelConfig
+from trainer import losses, model as model_lib
+from trainer.objective import TrainingModel
+
+
+class DenseMaskedPair(losses.CombinedPair):
+    """RankNet over the full B×B matrix with a positive × negative mask (autodiff)."""
+
+    def ranking_term(self, labels, y_pred, sample_weight):
+        z = tf.reshape(y_pred, [-1])
+        positive = labels > 0.5
+        mask = tf.cast(positive[:, None] & ~positive[None, :], tf.float32)
+        pairs = tf.reduce_sum(mask)
+        return tf.reduce_sum(mask * tf.nn.softplus(z[None, :] - z[:, None])) / tf.maximum(pairs, 1.0)
+
+
+class GatheredAutodiffPair(losses.CombinedPair):
+    """RankNet over the gathered N+×N- matrix (autodiff)."""
+
+    def ranking_term(self, labels, y_pred, sample_weight):
+        z = tf.reshape(y_pred, [-1])
+        z_pos, z_neg = tf.boolean_mask(z, labels > 0.5), tf.boolean_mask(z, labels <= 0.5)
+        pairs = tf.cast(tf.size(z_pos) * tf.size(z_neg), tf.float32)
+        return tf.reduce_sum(tf.nn.softplus(z_neg[None, :] - z_pos[:, None])) / tf.maximum(pairs, 1.0)
+
+
+def variants(selected):
+    table = {name: (lambda cls=cls: cls()) for name, cls in losses.LOSSES.items()}
+    table["pair[dense BxB]"] = DenseMaskedPair
+    table["pair[gather autodiff]"] = GatheredAutodiffPair
+    unknown = set(selected) - set(table)
+    if unknown:
+        sys.exit(f"unknown loss(es) {sorted(unknown)}; valid: {', '.join(table)}")
+    return {name: table[name] for name in selected}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", default="4096,10000")
+    parser.add_argument("--losses", default=",".join(["bce", "combined_pair", "pair[dense BxB]",
+                                                        "pair[gather autodiff]"] +
+                                                       [n for n in losses.LOSSES if n not in ("bce", "combined_pair")]))
+    parser.add_argument("--rounds", type=int, default=5, help="timed blocks per loss (median taken)")
+    parser.add_argument("--steps", type=int, default=3, help="train steps per timed block")
+    parser.add_argument("--rows-per-field", type=int, default=common.DEFAULT_ROWS_PER_FIELD)
+    args = parser.parse_args()
+    chosen = variants(args.losses.split(","))
+    if "bce" not in chosen:
+        sys.exit("--losses must include bce, the baseline")
+    vocab = common.vocabulary_sizes(args.rows_per_field)
+    print(common.machine_line())
+    print(f"model: reference DCN V2, fp32, {args.rows_per_field} rows × 26 tables; "
+          f"{args.rounds} rounds × {args.steps} steps, medians")
+    for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+        batch = common.synthetic_batch(batch_size, vocab)
+        steps = {}
+        for name, make_loss in chosen.items():
+            tf.keras.utils.set_random_seed(0)
+            loss = make_loss()
+            model = TrainingModel(model_lib.DCNV2(vocab, ModelConfig()), loss.INPUT)
+            model.compile(optimizer=tf.keras.optimizers.Adam(1e-3, clipnorm=10.0), loss=loss)
+            steps[name] = common.step_function(model, batch)
+        seconds = common.time_side_by_side(steps, args.steps, args.rounds)
+        positives = int(tf.reduce_sum(batch[1]).numpy())
+        print(f"\nbatch {batch_size} ({positives} positives, {positives * (batch_size - positives):,} pairs)")
+        print(f"  {'loss':24} {'ms/step':>9} {'examples/s':>11} {'× BCE':>7}")
+        for name, value in seconds.items():
+            print(f"  {name:24} {value * 1e3:9.1f} {batch_size / value:11,.0f} {value / seconds['bce']:7.3f}")
+
+
+if __name__ == "__main__":
+    main()
