@@ -47,19 +47,26 @@ def step_function(model: tf.keras.Model, batch) -> Callable[[], None]:
     return lambda: train_function(iterator)
 
 
+def _wait(outputs) -> None:
+    """Blocks until a step's outputs are computed."""
+    tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, outputs)
+
+
 def time_side_by_side(steps: Dict[str, Callable[[], None]], steps_per_block: int, rounds: int,
                       warmup: int = 2) -> Dict[str, float]:
-    """Median seconds per step of each variant, timed round-robin."""
+    """Median seconds per step of each variant, timed round-robin; each timed block follows one
+    untimed step of the same variant, so no variant pays for the previous one's cache footprint."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     samples: Dict[str, List[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
+            _wait(step())  # untimed: brings this variant's weights back into cache
             start = time.perf_counter()
             for _ in range(steps_per_block):
                 out = step()
-            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)  # wait for the step
+            _wait(out)
             samples[name].append((time.perf_counter() - start) / steps_per_block)
     return {name: statistics.median(values) for name, values in samples.items()}
 

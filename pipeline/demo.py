@@ -98,6 +98,7 @@ def main() -> None:
     absl_logger.propagate = False
     absl_logger.addHandler(_StageEcho(start))
     logging.set_verbosity(logging.INFO)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)  # Keras/TFMA save-load chatter
 
     _step(1, f"embedded data: {config.data.num_rows} Criteo-format rows (seed {config.data.seed})")
     report = prepare_data(config)

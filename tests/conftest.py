@@ -7,7 +7,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import glob  # pylint: disable=g-import-not-at-top
 import subprocess  # pylint: disable=g-import-not-at-top
 
 import pytest  # pylint: disable=g-import-not-at-top
@@ -47,36 +46,23 @@ def demo_run(tmp_path_factory):
     return output_root, proc.stdout
 
 
-def _latest(pattern):
-    return max(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
-
-
 @pytest.fixture(scope="session")
 def exported_by_loss(demo_run, tmp_path_factory):
     """{run: SavedModel path}: one model per loss, plus BCE with negative sampling (r = 0.5),
     each trained by run_fn for 3 steps on the demo pipeline's Transform output."""
-    from tfx import v1 as tfx
     from pipeline import configs
-    from trainer import losses, task
+    from trainer import losses, standalone, task
 
     runs = {name: {"name": name} for name in losses.LOSSES}
     runs["negative_sampling"] = {"name": "bce", "negative_sampling_rate": 0.5}
     output_root, _ = demo_run
-    transform = os.path.join(configs.PipelineConfig(output_root=output_root).pipeline_root, "Transform")
-    examples = _latest(os.path.join(transform, "transformed_examples", "*"))
-    graph = _latest(os.path.join(transform, "transform_graph", "*"))
+    pipeline_root = configs.PipelineConfig(output_root=output_root).pipeline_root
     models = {}
     for run, loss_overrides in runs.items():
-        work = tmp_path_factory.mktemp(run)
         settings = task.TrainerSettings(
             model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
             loss=configs.LossConfig(alpha=0.7, beta_pos=0.1, **loss_overrides),
             train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2),
             transform=configs.TransformConfig())
-        task.run_fn(tfx.components.FnArgs(
-            train_files=[os.path.join(examples, "Split-train", "*")],
-            eval_files=[os.path.join(examples, "Split-eval", "*")],
-            transform_output=graph, serving_model_dir=str(work / "serving"), model_run_dir=str(work / "run"),
-            custom_config=settings.to_custom_config()))
-        models[run] = str(work / "serving")
+        models[run] = standalone.train_and_export(pipeline_root, settings, str(tmp_path_factory.mktemp(run)))
     return models

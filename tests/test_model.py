@@ -70,3 +70,12 @@ def test_trains_one_step_and_loss_drops_on_repeated_batch():
     for _ in range(20):
         last = model.train_on_batch(x, y)
     assert np.isfinite(first) and last < first
+
+
+def test_model_config_round_trip_rebuilds_the_same_architecture():
+    config = ModelConfig(structure="stacked", dnn_units=(8, 4), embedding_dim=3, num_cross_layers=1)
+    model = model_lib.DCNV2(VOCAB, config)
+    rebuilt = model_lib.DCNV2.from_config(model.get_config())
+    x, _ = _batch()
+    assert rebuilt.config == config and rebuilt(x).shape == model(x).shape
+    assert model_lib.count_parameters(rebuilt) == model_lib.count_parameters(model)

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 from pipeline import configs, ingest
 from tests.conftest import ROOT, ROWS, project_env
 
+
 def _trainer_executions(output_root):
     config = configs.PipelineConfig(output_root=output_root)
     store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
@@ -56,3 +57,32 @@ def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-5000:]
     # The CLI run trains the default (reference) model: a new Trainer execution; upstream steps are cached.
     assert len(_trainer_executions(output_root)) == before + 1
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--loss", "hinge"], "valid choices: bce, combined_pair, combined_list, rcr, jrc, focal, focal_norm"),
+    (["--loss", "combined_pair", "--alpha", "1.5"], "alpha must be in [0, 1]"),
+    (["--beta-pos", "0"], "beta_pos must be > 0"),
+    (["--negative-sampling-rate", "0"], "negative_sampling_rate must be in (0, 1]"),
+])
+def test_main_command_refuses_a_bad_loss_before_any_work(tmp_path, flags, message):
+    output_root = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root)] + flags,
+                          cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+    assert not output_root.exists()
+
+
+def test_local_runner_trains_with_the_loss_chosen_by_flags(demo_run):
+    output_root, _ = demo_run
+    before = len(_trainer_executions(output_root))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--output-root", output_root,
+                           "--loss", "combined_pair", "--alpha", "0.7", "--beta-pos", "0.1", "--epochs", "1",
+                           "--dnn-units", "32,32", "--embedding-dim", "4", "--batch-size", "256",
+                           "--min-eval-auc", "0"], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    executions = _trainer_executions(output_root)
+    assert len(executions) == before + 1
+    custom_config = executions[-1].custom_properties["custom_config"].string_value
+    assert '"name": "combined_pair"' in custom_config and '"beta_pos": 0.1' in custom_config

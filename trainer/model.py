@@ -11,6 +11,7 @@ numeric embedding). The flat [B, 39·d] vector x0 feeds
 `DCNV2` is what gets exported; its output is always one click logit per example, and its
 `calibration` layer maps σ(logit) to the served probability (identity unless fitted).
 """
+import dataclasses
 from typing import Dict, List, Sequence
 
 import tensorflow as tf
@@ -108,6 +109,15 @@ class DCNV2(tf.keras.Model):
 
     def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.logit_layer(self.representation(inputs, training=training))
+
+    def get_config(self) -> Dict:
+        return {"vocabulary_sizes": dict(zip(features.CATEGORICAL_FEATURES, self.embedding.vocabulary_sizes)),
+                "config": dataclasses.asdict(self.config)}
+
+    @classmethod
+    def from_config(cls, config: Dict) -> "DCNV2":
+        model_config = dict(config["config"], dnn_units=tuple(config["config"]["dnn_units"]))
+        return cls(config["vocabulary_sizes"], ModelConfig(**model_config))
 
 
 def vocabulary_sizes_from_transform(tf_transform_output, num_oov_buckets: int) -> Dict[str, int]:

@@ -40,6 +40,13 @@ class TrainingModel(tf.keras.Model):
             return tf.concat([logit, representation], axis=1)
         return logit
 
+    def get_config(self) -> Dict:
+        return {"ctr_model": tf.keras.utils.serialize_keras_object(self.ctr_model), "loss_input": self.loss_input}
+
+    @classmethod
+    def from_config(cls, config: Dict) -> "TrainingModel":
+        return cls(DCNV2.from_config(config["ctr_model"]["config"]), config["loss_input"])
+
     def click_logit(self, y_pred: tf.Tensor) -> tf.Tensor:
         """[B, 1] served logit from this model's output."""
         if self.loss_input == losses.TWO_LOGITS:

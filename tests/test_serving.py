@@ -1,0 +1,193 @@
+"""The REST server over real HTTP on loopback: TF Serving's API, both signatures, errors, the client."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import configs, ingest
+from serving import signatures
+from serving.client import ServingClient
+from tests.conftest import ROOT, project_env
+from transforms import features
+
+ROWS = [  # raw rows with missing features, one unseen category and one row with nothing at all
+    {"I1": 3, "I2": -1, "I5": 1432, "C1": "68fd1e64", "C2": "80e26c9b", "C9": "a73ee510"},
+    {"I3": 0, "C1": "never-seen-token", "C26": "e8b83407"},
+    {},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _versioned(base, export_dir, version=1):
+    os.makedirs(base, exist_ok=True)
+    shutil.copytree(export_dir, os.path.join(base, str(version)))
+    return str(base)
+
+
+@pytest.fixture(scope="module")
+def server(demo_run, exported_by_loss, tmp_path_factory):
+    """The server CLI on loopback serving the demo's pushed model plus a BCE and a Combined-Pair model."""
+    output_root, _ = demo_run
+    work = tmp_path_factory.mktemp("served")
+    models = {"rankloss": configs.PipelineConfig(output_root=output_root).serving_root,
+              "bce": _versioned(work / "bce", exported_by_loss["bce"]),
+              "pair": _versioned(work / "pair", exported_by_loss["combined_pair"])}
+    port = _free_port()
+    command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port), "--max_request_bytes", "200000",
+               "--file_system_poll_wait_seconds", "0.5"] + [f"--model={k}={v}" for k, v in models.items()]
+    proc = subprocess.Popen(command, cwd=ROOT, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            ServingClient(url, "rankloss").status()
+            break
+        except (ConnectionError, OSError):
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail("server did not start:\n" + proc.stdout.read()[-3000:])
+            time.sleep(0.5)
+    yield url, models
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _http(url, method="GET", body=None):
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _examples(rows):
+    return [ingest.to_example(0, row) for row in rows]
+
+
+def _in_process(base_path, signature, **inputs):
+    version = max(int(v) for v in os.listdir(base_path) if v.isdigit())
+    function = tf.saved_model.load(os.path.join(base_path, str(version))).signatures[signature]
+    return function(**inputs)["probabilities"].numpy()
+
+
+def test_status_and_metadata(server):
+    url, models = server
+    status, body = _http(f"{url}/v1/models/rankloss")
+    assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, meta = _http(f"{url}/v1/models/rankloss/metadata")
+    defs = meta["metadata"]["signature_def"]["signature_def"]
+    assert status == 200 and set(defs) == {signatures.DEFAULT_SIGNATURE, signatures.RAW_SIGNATURE}
+    assert defs[signatures.DEFAULT_SIGNATURE]["inputs"]["examples"]["dtype"] == "DT_STRING"
+    assert defs[signatures.RAW_SIGNATURE]["inputs"]["I1"]["dtype"] == "DT_DOUBLE"
+    assert set(defs[signatures.RAW_SIGNATURE]["inputs"]) == set(features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES)
+
+
+def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
+    url, models = server
+    client = ServingClient(url, "rankloss")
+    serialized = _examples(ROWS)
+    expected = _in_process(models["rankloss"], signatures.DEFAULT_SIGNATURE, examples=tf.constant(serialized))
+    assert np.all((expected > 0) & (expected < 1))
+    np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)
+    np.testing.assert_allclose(client.predict_rows(ROWS), expected, rtol=1e-6)          # missing keys omitted
+    np.testing.assert_allclose(client.predict_rows(ROWS, explicit_missing=True), expected, rtol=1e-6)
+    columnar = {k: [row.get(k) for row in ROWS] for k in features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES}
+    outputs = client.predict({"signature_name": signatures.RAW_SIGNATURE, "inputs": columnar})["outputs"]
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6)
+    version = client.status()["model_version_status"][0]["version"]
+    versioned = ServingClient(url, "rankloss", version=int(version))
+    np.testing.assert_allclose(versioned.predict_examples(serialized), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("path,body,status,message", [
+    ("rankloss:predict", b"{not json", 400, "malformed JSON"),
+    ("rankloss:predict", json.dumps({"instances": [{"b64": "AAA"}], "inputs": []}).encode(), 400, "exactly one"),
+    ("rankloss:predict", json.dumps({"signature_name": "serving_raw", "instances": [{"I1": "three"}]}).encode(),
+     400, "I1"),
+    ("rankloss:predict", json.dumps({"signature_name": "serving_raw", "instances": [{"C1": 5}]}).encode(),
+     400, "C1"),
+    ("rankloss:predict", json.dumps({"signature_name": "serving_raw", "instances": [{"I99": 1}]}).encode(),
+     400, "I99"),
+    ("rankloss:predict", json.dumps({"signature_name": "nope", "instances": [{"b64": ""}]}).encode(), 400, "nope"),
+    ("rankloss:predict", json.dumps({"instances": [{"b64": "%%%"}]}).encode(), 400, "base64"),
+    ("rankloss:predict", json.dumps({"instances": []}).encode(), 400, "no examples"),
+    ("unknown:predict", json.dumps({"instances": [{"b64": ""}]}).encode(), 404, "unknown"),
+    ("rankloss/versions/999:predict", json.dumps({"instances": [{"b64": ""}]}).encode(), 404, "999"),
+    ("rankloss:predict", json.dumps({"instances": [{"b64": "A" * 4}] * 30000}).encode(), 413, "limit"),
+])
+def test_bad_requests_get_4xx_naming_the_problem_and_the_server_keeps_serving(server, path, body, status, message):
+    url, _ = server
+    got_status, answer = _http(f"{url}/v1/models/{path}", "POST", body)
+    assert got_status == status and message in answer["error"], answer
+    assert _http(f"{url}/v1/models/rankloss")[0] == 200
+
+
+def test_bce_and_combined_pair_models_share_one_server_and_identical_signatures(server):
+    url, _ = server
+    defs = {name: _http(f"{url}/v1/models/{name}/metadata")[1]["metadata"]["signature_def"]["signature_def"]
+            for name in ("bce", "pair")}
+    assert defs["bce"] == defs["pair"]
+    serialized = _examples(ROWS)
+    bce, pair = (ServingClient(url, name).predict_examples(serialized) for name in ("bce", "pair"))
+    assert len(bce) == len(pair) == len(ROWS) and not np.allclose(bce, pair)
+
+
+def test_a_newly_pushed_version_is_picked_up(server):
+    url, models = server
+    base = models["bce"]
+    shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        versions = [v["version"] for v in _http(f"{url}/v1/models/bce")[1]["model_version_status"]]
+        if versions == ["2"]:
+            break
+        time.sleep(0.5)
+    assert versions == ["2"]
+    assert _http(f"{url}/v1/models/bce/versions/1")[0] == 404  # the older version is unloaded
+
+
+def test_client_cli_scores_a_tsv_and_reports_malformed_rows(server, generated_tsv, tmp_path):
+    url, _ = server
+    path, _ = generated_tsv
+    with open(path) as f:
+        lines = f.read().splitlines()[:40]
+    bad = tmp_path / "rows.tsv"
+    bad.write_text("\n".join(lines + ["1\tnot-enough-columns"]) + "\n")
+    for signature in ("raw", "examples"):
+        out = tmp_path / f"scores_{signature}.tsv"
+        proc = subprocess.run([sys.executable, "-m", "serving.client", "--url", url, "--input", str(bad),
+                               "--signature", signature, "--batch-size", "16", "--output", str(out)],
+                              cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "scored 40 rows, skipped 1 malformed" in proc.stderr and "line 41 skipped" in proc.stderr
+        scores = [line.split("\t") for line in out.read_text().splitlines()]
+        assert len(scores) == 40 and all(0.0 < float(p) < 1.0 for _, _, p in scores)
+    raw, examples = ([float(r.split("\t")[2]) for r in (tmp_path / f"scores_{s}.tsv").read_text().splitlines()]
+                     for s in ("raw", "examples"))
+    np.testing.assert_allclose(raw, examples, rtol=1e-5)
+
+
+def test_client_reports_a_server_error(server, tmp_path):
+    url, _ = server
+    path = tmp_path / "one.tsv"
+    path.write_text("\t".join(["0"] + [""] * 39) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "serving.client", "--url", url, "--model", "absent",
+                           "--input", str(path)], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "HTTP 404" in proc.stderr and "absent" in proc.stderr

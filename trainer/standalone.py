@@ -1,0 +1,33 @@
+"""Runs the Trainer's `run_fn` outside the pipeline, on a finished pipeline's Transform output.
+
+For studies and benchmarks that retrain with another loss without re-running ingestion and
+Transform: the same `run_fn`, the same export, another `TrainerSettings`.
+"""
+import glob
+import os
+
+from tfx import v1 as tfx
+
+from trainer import task
+
+
+def _latest_artifact(pattern: str) -> str:
+    found = glob.glob(pattern)
+    if not found:
+        raise FileNotFoundError(f"no pipeline artifact matches {pattern}: run the pipeline first (scripts/demo.sh)")
+    return max(found, key=lambda p: int(os.path.basename(p)))
+
+
+def train_and_export(pipeline_root: str, settings: task.TrainerSettings, work_dir: str) -> str:
+    """Trains on the latest Transform output under `pipeline_root`; returns the SavedModel path."""
+    transform = os.path.join(pipeline_root, "Transform")
+    examples = _latest_artifact(os.path.join(transform, "transformed_examples", "*"))
+    serving_dir = os.path.join(work_dir, "serving")
+    task.run_fn(tfx.components.FnArgs(
+        train_files=[os.path.join(examples, "Split-train", "*")],
+        eval_files=[os.path.join(examples, "Split-eval", "*")],
+        transform_output=_latest_artifact(os.path.join(transform, "transform_graph", "*")),
+        serving_model_dir=serving_dir, model_run_dir=os.path.join(work_dir, "run"),
+        custom_config=settings.to_custom_config()))
+    return serving_dir
+
