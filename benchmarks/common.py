@@ -2,8 +2,8 @@
 
 The benchmarks time compiled train steps on in-memory tensors, so they measure the model and the
 loss, not the input pipeline. Side by side means round-robin: every variant runs one timed block
-per round, and each variant's figure is the median over rounds, so drift of a noisy machine hits
-every variant alike.
+per round; a ratio is the median over rounds of the two variants' times in the same round, so
+drift of a noisy machine cancels pair by pair.
 """
 import os
 import statistics
@@ -53,9 +53,9 @@ def _wait(outputs) -> None:
 
 
 def time_side_by_side(steps: Dict[str, Callable[[], None]], steps_per_block: int, rounds: int,
-                      warmup: int = 2) -> Dict[str, float]:
-    """Median seconds per step of each variant, timed round-robin; each timed block follows one
-    untimed step of the same variant, so no variant pays for the previous one's cache footprint."""
+                      warmup: int = 2) -> Dict[str, List[float]]:
+    """Seconds per step of each variant in each round, timed round-robin; each timed block follows
+    one untimed step of the same variant, so no variant pays for the previous one's cache footprint."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -68,6 +68,17 @@ def time_side_by_side(steps: Dict[str, Callable[[], None]], steps_per_block: int
                 out = step()
             _wait(out)
             samples[name].append((time.perf_counter() - start) / steps_per_block)
+    return samples
+
+
+def paired_ratios(samples: Dict[str, List[float]], baseline: str) -> Dict[str, float]:
+    """Median over rounds of each variant's time over the baseline's time in the same round, so
+    drift of a noisy machine cancels pair by pair."""
+    return {name: statistics.median(v / b for v, b in zip(values, samples[baseline]))
+            for name, values in samples.items()}
+
+
+def medians(samples: Dict[str, List[float]]) -> Dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
