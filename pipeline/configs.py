@@ -64,7 +64,11 @@ class TrainConfig:
 
     batch_size: int = 4096
     learning_rate: float = 1e-3
-    clipnorm: float = 10.0
+    clipnorm: float = 10.0                 # global gradient norm clip (FuxiCTR clip_grad_norm_)
+    optimizer: str = "adam"                # "adam" (reference) or "lazy_adam" (row-wise embedding updates)
+    precision: str = "float32"             # "float32" or "mixed_bfloat16" (float32 logit and loss)
+    jit_compile: bool = False              # XLA for the whole train step
+    cache_dataset: bool = False            # keep the train/eval records in memory after the first pass
     epochs: int = 100
     steps_per_epoch: Optional[int] = None  # None: one pass over the train split
     eval_steps: Optional[int] = None       # None: one pass over the eval split
@@ -72,6 +76,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-6
     early_stop_patience: int = 2
     seed: int = 2024
+    deterministic: bool = True             # same seed -> same metrics (tf.config op determinism)
     gradient_diagnostics: bool = False     # log gradient norms per batch (trainer/diagnostics.py)
     diagnostics_window: int = 50           # batches per mean / p90 summary
 
@@ -164,6 +169,11 @@ _FLAGS = [
     ("--epochs", "train", "epochs", int, "maximum epochs"),
     ("--steps-per-epoch", "train", "steps_per_epoch", int, "train steps per epoch"),
     ("--train-seed", "train", "seed", int, "training seed"),
+    ("--optimizer", "train", "optimizer", str, "adam or lazy_adam (row-wise embedding updates)"),
+    ("--precision", "train", "precision", str, "float32 or mixed_bfloat16"),
+    ("--jit-compile", "train", "jit_compile", bool, "compile the train step with XLA"),
+    ("--cache-dataset", "train", "cache_dataset", bool, "cache the Transform output in memory"),
+    ("--deterministic", "train", "deterministic", bool, "deterministic ops: the same seed repeats a run"),
     ("--gradient-diagnostics", "train", "gradient_diagnostics", bool,
      "log per-batch gradient norms (negatives' logits, DNN, cross) to TensorBoard and CSV"),
     ("--diagnostics-window", "train", "diagnostics_window", int, "batches per gradient-norm mean / p90"),

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
 from pipeline import configs, pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-from trainer.task import build_loss  # pylint: disable=g-import-not-at-top
+from trainer.task import TrainerSettings, validate_settings  # pylint: disable=g-import-not-at-top
 
 
 def parse_config(argv: Optional[Sequence[str]] = None,
@@ -31,11 +31,11 @@ def parse_config(argv: Optional[Sequence[str]] = None,
 
 
 def validate(config: configs.PipelineConfig) -> None:
-    """Fails before any work when the loss settings are invalid, naming the valid choices."""
+    """Fails before any work when the Trainer settings are invalid, naming the valid choices."""
     try:
-        build_loss(config.loss)
+        validate_settings(TrainerSettings.from_pipeline_config(config))
     except ValueError as error:
-        raise SystemExit(f"invalid loss configuration: {error}") from None
+        raise SystemExit(f"invalid trainer configuration: {error}") from None
 
 
 def run(config: configs.PipelineConfig) -> None:

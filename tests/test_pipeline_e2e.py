@@ -64,8 +64,10 @@ def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     (["--loss", "combined_pair", "--alpha", "1.5"], "alpha must be in [0, 1]"),
     (["--beta-pos", "0"], "beta_pos must be > 0"),
     (["--negative-sampling-rate", "0"], "negative_sampling_rate must be in (0, 1]"),
+    (["--optimizer", "sgd"], "valid choices: adam, lazy_adam"),
+    (["--precision", "float16"], "valid choices: float32, mixed_bfloat16"),
 ])
-def test_main_command_refuses_a_bad_loss_before_any_work(tmp_path, flags, message):
+def test_main_command_refuses_bad_trainer_settings_before_any_work(tmp_path, flags, message):
     output_root = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root)] + flags,
                           cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)

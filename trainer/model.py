@@ -60,6 +60,20 @@ class FieldEmbedding(tf.keras.layers.Layer):
                 "embedding_l2": self.embedding_l2}
 
 
+class Cross(tfrs.layers.dcn.Cross):
+    """`tfrs.layers.dcn.Cross` whose inner Dense layers follow this layer's dtype policy.
+
+    TFRS 0.7.7 builds them with `dtype=self.dtype` (the variable dtype), so under `mixed_bfloat16`
+    the cross network would still compute in float32. Same math, same variables.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        for name in ("_dense", "_dense_u", "_dense_v"):
+            if hasattr(self, name):
+                getattr(self, name)._set_dtype_policy(self.dtype_policy)  # pylint: disable=protected-access
+
+
 class DCNV2(tf.keras.Model):
     """Deep & Cross Network V2 producing one click logit per example ([B, 1])."""
 
@@ -72,17 +86,16 @@ class DCNV2(tf.keras.Model):
             [vocabulary_sizes[k] for k in features.CATEGORICAL_FEATURES], len(features.NUMERIC_FEATURES),
             config.embedding_dim, config.embedding_l2, name="field_embedding")
         self.cross_layers: List[tf.keras.layers.Layer] = [
-            tfrs.layers.dcn.Cross(projection_dim=config.cross_projection_dim, kernel_initializer="glorot_uniform",
-                                  name=f"cross_{i}")
+            Cross(projection_dim=config.cross_projection_dim, kernel_initializer="glorot_uniform", name=f"cross_{i}")
             for i in range(config.num_cross_layers)]
         self.dnn_layers: List[tf.keras.layers.Layer] = []
         for i, units in enumerate(config.dnn_units):
             self.dnn_layers.append(tf.keras.layers.Dense(units, activation="relu", name=f"dnn_{i}"))
             if config.dropout:
                 self.dnn_layers.append(tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
-        self.logit_layer = tf.keras.layers.Dense(1, name="logit")
+        self.logit_layer = tf.keras.layers.Dense(1, name="logit", dtype="float32")  # float32 under mixed precision
         # Applied to σ(logit) at serving time only; identity unless a calibration is fitted.
-        self.calibration = PiecewiseLinearCalibration(name="calibration")
+        self.calibration = PiecewiseLinearCalibration(name="calibration", dtype="float32")
 
     def embed(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
         ids = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.int64)

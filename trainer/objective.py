@@ -25,7 +25,7 @@ class TrainingModel(tf.keras.Model):
         self.ctr_model = ctr_model
         self.loss_input = loss_input
         if loss_input == losses.TWO_LOGITS:
-            self.logit_sum_head = tf.keras.layers.Dense(1, name="jrc_logit_sum")
+            self.logit_sum_head = tf.keras.layers.Dense(1, name="jrc_logit_sum", dtype="float32")
 
     def call(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         representation = self.ctr_model.representation(inputs, training=training)
@@ -37,7 +37,7 @@ class TrainingModel(tf.keras.Model):
             logit_sum = self.logit_sum_head(representation)
             return tf.concat([(logit_sum - logit) / 2.0, (logit_sum + logit) / 2.0], axis=1)
         if self.loss_input == losses.LOGIT_AND_REPRESENTATION:
-            return tf.concat([logit, representation], axis=1)
+            return tf.concat([logit, tf.cast(representation, logit.dtype)], axis=1)
         return logit
 
     def get_config(self) -> Dict:

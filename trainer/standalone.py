@@ -19,7 +19,11 @@ def _latest_artifact(pattern: str) -> str:
 
 
 def train_and_export(pipeline_root: str, settings: task.TrainerSettings, work_dir: str) -> str:
-    """Trains on the latest Transform output under `pipeline_root`; returns the SavedModel path."""
+    """Trains on the latest Transform output under `pipeline_root`; returns the SavedModel path.
+
+    `work_dir` is laid out as a Trainer's: `model_run/1` (TensorBoard, checkpoints), `serving`,
+    and `resume/` while a run is interrupted.
+    """
     transform = os.path.join(pipeline_root, "Transform")
     examples = _latest_artifact(os.path.join(transform, "transformed_examples", "*"))
     serving_dir = os.path.join(work_dir, "serving")
@@ -27,7 +31,7 @@ def train_and_export(pipeline_root: str, settings: task.TrainerSettings, work_di
         train_files=[os.path.join(examples, "Split-train", "*")],
         eval_files=[os.path.join(examples, "Split-eval", "*")],
         transform_output=_latest_artifact(os.path.join(transform, "transform_graph", "*")),
-        serving_model_dir=serving_dir, model_run_dir=os.path.join(work_dir, "run"),
+        serving_model_dir=serving_dir, model_run_dir=os.path.join(work_dir, "model_run", "1"),
         custom_config=settings.to_custom_config()))
     return serving_dir
 

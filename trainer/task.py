@@ -2,9 +2,12 @@
 
 Regime (BARS DCNv2_criteo_x1): Adam with gradient clipping, validation AUC every
 epoch, best checkpoint kept, learning rate ×0.1 on a plateau, early stop after
-`early_stop_patience` epochs without improvement, best weights exported.
+`early_stop_patience` epochs without improvement, best weights exported
+(trainer/schedule.py). Seeded and, by default, deterministic; an interrupted run
+resumes from its last epoch when the Trainer runs again with the same inputs.
 """
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Dict, List
@@ -17,10 +20,11 @@ from tfx import v1 as tfx
 
 from pipeline import configs
 from serving import signatures
-from trainer import calibration, data, diagnostics, losses, metrics, model as model_lib
+from trainer import calibration, data, diagnostics, losses, metrics, model as model_lib, optimizers, schedule
 from trainer.objective import TrainingModel
 
 BEST_CHECKPOINT = "best.weights.h5"
+SCHEDULE_STATE = "schedule.json"
 
 
 @dataclasses.dataclass
@@ -54,10 +58,11 @@ def build_loss(loss: configs.LossConfig) -> tf.keras.losses.Loss:
 
 
 def compile_model(model: tf.keras.Model, settings: TrainerSettings) -> None:
-    """Adam with gradient clipping; AUC, plain logloss and the paper's β_pos-weighted BCE."""
+    """Adam (or row-wise Adam) with global-norm clipping; AUC, plain logloss and the paper's β_pos-weighted BCE."""
+    train = settings.train
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(settings.train.learning_rate, clipnorm=settings.train.clipnorm),
-        loss=build_loss(settings.loss),
+        optimizer=optimizers.make_optimizer(train.optimizer, train.learning_rate, train.clipnorm),
+        loss=build_loss(settings.loss), jit_compile=train.jit_compile,
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
                  tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
                  metrics.WeightedBCE(beta_pos=settings.loss.beta_pos, name="weighted_bce")])
@@ -72,35 +77,69 @@ def fit_calibration(ctr_model: model_lib.DCNV2, eval_ds: tf.data.Dataset) -> Non
     ctr_model.calibration.set_knots(*calibration.fit_isotonic(np.concatenate(predictions), np.concatenate(labels)))
 
 
-def callbacks(settings: TrainerSettings, run_dir: str) -> List[tf.keras.callbacks.Callback]:
+def resume_dir(fn_args: tfx.components.FnArgs) -> str:
+    """Where an interrupted run's backup lives: beside the Trainer's executions, keyed by its inputs and
+    settings, so the re-run of a failed Trainer (a new execution) finds it and resumes."""
+    key = json.dumps([fn_args.custom_config, sorted(fn_args.train_files), fn_args.transform_output], sort_keys=True)
+    trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_dir, "resume", hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def callbacks(settings: TrainerSettings, run_dir: str, backup_dir: str) -> List[tf.keras.callbacks.Callback]:
+    """TensorBoard, optional gradient diagnostics, the validation schedule and backup/resume."""
     train = settings.train
     diagnostics_logger = ([diagnostics.GradientDiagnosticsLogger(run_dir, train.diagnostics_window)]
                           if train.gradient_diagnostics else [])
     return diagnostics_logger + [
         tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
-        tf.keras.callbacks.ModelCheckpoint(os.path.join(run_dir, BEST_CHECKPOINT), monitor="val_auc", mode="max",
-                                           save_best_only=True, save_weights_only=True),
-        tf.keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=train.lr_decay_factor,
-                                             patience=1, min_lr=train.min_learning_rate),
-        tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=train.early_stop_patience),
+        schedule.ValidationSchedule(os.path.join(run_dir, BEST_CHECKPOINT), os.path.join(backup_dir, SCHEDULE_STATE),
+                                    decay_factor=train.lr_decay_factor, min_learning_rate=train.min_learning_rate,
+                                    patience=train.early_stop_patience),
+        tf.keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
     ]
+
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def validate_settings(settings: TrainerSettings) -> None:
+    """Raises ValueError naming the valid choices for a bad loss, optimizer or precision."""
+    build_loss(settings.loss)
+    if settings.train.optimizer not in optimizers.OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {settings.train.optimizer!r}; "
+                         f"valid choices: {', '.join(optimizers.OPTIMIZERS)}")
+    if settings.train.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {settings.train.precision!r}; valid choices: {', '.join(PRECISIONS)}")
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains DCN V2 with the configured loss and exports the serving SavedModel."""
     settings = TrainerSettings.from_custom_config(fn_args.custom_config or {})
+    validate_settings(settings)
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(settings.train.precision)
+    try:
+        _train_and_export(fn_args, settings)
+    finally:  # the local runner may run other components in this process
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_and_export(fn_args: tfx.components.FnArgs, settings: TrainerSettings) -> None:
     train = settings.train
     tf.keras.utils.set_random_seed(train.seed)
+    if train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     feature_spec = tf_transform_output.transformed_feature_spec()
 
     loss = build_loss(settings.loss)
-    train_ds = data.make_dataset(fn_args.train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed)
+    train_ds = data.make_dataset(fn_args.train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed,
+                                 cache=train.cache_dataset)
     if settings.loss.negative_sampling_rate < 1.0:
         train_ds = train_ds.map(data.negative_sampler(settings.loss.negative_sampling_rate, train.seed))
     if train.steps_per_epoch:
         train_ds = train_ds.repeat()
-    eval_ds = data.make_dataset(fn_args.eval_files, feature_spec, train.batch_size)
+    eval_ds = data.make_dataset(fn_args.eval_files, feature_spec, train.batch_size, cache=train.cache_dataset)
 
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(
         tf_transform_output, settings.transform.num_oov_buckets)
@@ -114,13 +153,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  model_lib.count_parameters(ctr_model), json.dumps(vocabulary_sizes))
     logging.info("[trainer] loss %s", json.dumps(loss.get_config()))
 
-    history = training_model.fit(train_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
-                            validation_data=eval_ds, validation_steps=train.eval_steps,
-                            callbacks=callbacks(settings, fn_args.model_run_dir), verbose=2)
+    backup_dir = resume_dir(fn_args)
+    if tf.io.gfile.exists(backup_dir):
+        logging.info("[trainer] resuming an interrupted run from %s", backup_dir)
+    run_callbacks = callbacks(settings, fn_args.model_run_dir, backup_dir)
+    training_model.fit(train_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
+                       validation_data=eval_ds, validation_steps=train.eval_steps, callbacks=run_callbacks, verbose=2)
+    validation = next(c for c in run_callbacks if isinstance(c, schedule.ValidationSchedule))
     training_model.load_weights(os.path.join(fn_args.model_run_dir, BEST_CHECKPOINT))
-    best_epoch = max(range(len(history.history["val_auc"])), key=history.history["val_auc"].__getitem__)
-    logging.info("[trainer] best epoch %d of %d: val_auc %.5f", best_epoch + 1, len(history.history["val_auc"]),
-                 history.history["val_auc"][best_epoch])
+    logging.info("[trainer] best epoch %d of %d: val_auc %.5f", validation.best_epoch, len(validation.history),
+                 validation.best)
+    if tf.io.gfile.exists(backup_dir):  # finished: nothing to resume
+        tf.io.gfile.rmtree(backup_dir)
     if settings.loss.negative_sampling_rate < 1.0:
         fit_calibration(ctr_model, eval_ds)
         logging.info("[trainer] isotonic calibration fitted on the eval split (negative sampling r=%.3g)",

@@ -1,0 +1,204 @@
+"""Trainer speed: the full path vs the bare step, faster modes vs float32, ours vs plain PyTorch.
+
+    scripts/demo.sh                                  # once: the Transform output (a) and (quality) read
+    python -m benchmarks.trainer_speed [--sections a,b,quality,c] [--output-root work]
+
+(a) examples/s of the full Trainer path (the Transform output read from disk by trainer/data.py,
+    `model.fit`) over the bare compiled train step on in-memory tensors of the same model; the
+    input pipeline alone too. Target ≥ 0.9.
+(b) bare train step of the reference DCN V2 (85k rows × 26 tables, batch 4,096) in each mode
+    relative to float32 + Adam, round-robin in one process.
+(quality) each mode trained by `run_fn` on the demo data with several seeds: validation AUC of the
+    exported best model (mean ± sd), so a faster mode shows it trains as well as float32.
+(c) the same model in plain PyTorch 2.13 CPU (benchmarks/torch_dcnv2.py, installed by this script
+    into its own virtualenv, Python 3.11), measured between two runs of ours.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+
+from benchmarks import common  # pylint: disable=g-import-not-at-top
+from pipeline import configs, ingest  # pylint: disable=g-import-not-at-top
+from serving import signatures  # pylint: disable=g-import-not-at-top
+from trainer import data, model as model_lib, optimizers, standalone, task  # pylint: disable=g-import-not-at-top
+from trainer.objective import TrainingModel  # pylint: disable=g-import-not-at-top
+
+# name -> (precision, optimizer, jit_compile)
+MODES = {
+    "fp32 adam": ("float32", "adam", False),
+    "fp32 adam xla": ("float32", "adam", True),
+    "bf16 adam": ("mixed_bfloat16", "adam", False),
+    "fp32 lazy_adam": ("float32", "lazy_adam", False),
+    "bf16 lazy_adam": ("mixed_bfloat16", "lazy_adam", False),
+}
+TORCH_VENV = os.path.join(tempfile.gettempdir(), "rankloss-torch-venv")
+
+
+def _compiled(vocab: Dict[str, int], precision: str, optimizer: str, jit: bool, batch_size: int) -> TrainingModel:
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = TrainingModel(model_lib.DCNV2(vocab, configs.ModelConfig()))
+        model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3, 10.0),
+                      loss=tf.keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=jit)
+        return model
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) -> Dict[str, float]:
+    """(b): examples/s per mode on the reference model; prints ratios to float32 + Adam."""
+    vocab = common.vocabulary_sizes()
+    batch = common.synthetic_batch(batch_size, vocab)
+    step_functions = {}
+    for name in modes:
+        tf.keras.utils.set_random_seed(0)
+        step_functions[name] = common.step_function(_compiled(vocab, *MODES[name], batch_size), batch)
+    samples = common.time_side_by_side(step_functions, steps, rounds)
+    ratios, seconds = common.paired_ratios(samples, modes[0]), common.medians(samples)
+    print(f"\n(b) bare train step, reference DCN V2, batch {batch_size}, {rounds} rounds × {steps} steps")
+    print(f"  {'mode':16} {'ms/step':>8} {'examples/s':>11} {'× ' + modes[0]:>14}")
+    for name in modes:
+        print(f"  {name:16} {seconds[name] * 1e3:8.1f} {batch_size / seconds[name]:11,.0f} {1 / ratios[name]:14.3f}")
+    return {name: batch_size / seconds[name] for name in modes}
+
+
+def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
+    """(a): model.fit on the Transform output from disk vs the bare step on in-memory tensors."""
+    transform = os.path.join(config.pipeline_root, "Transform")
+    examples = standalone._latest_artifact(os.path.join(transform, "transformed_examples", "*"))  # pylint: disable=protected-access
+    output = tft.TFTransformOutput(standalone._latest_artifact(os.path.join(transform, "transform_graph", "*")))  # pylint: disable=protected-access
+    files = [os.path.join(examples, "Split-train", "*")]
+    batch_size = config.train.batch_size
+    vocab = model_lib.vocabulary_sizes_from_transform(output, config.transform.num_oov_buckets)
+    print(f"\n(a) full Trainer path vs bare step (demo vocabularies, batch {batch_size}, {steps} steps each)")
+    for cache in (False, True):
+        dataset = data.make_dataset(files, output.transformed_feature_spec(), batch_size, shuffle=True, seed=1,
+                                    cache=cache).repeat()
+        start, count = time.perf_counter(), 0
+        for features_batch, _ in dataset.take(steps):
+            count += int(features_batch["I1_xf"].shape[0])
+        input_only = count / (time.perf_counter() - start)
+        tf.keras.utils.set_random_seed(0)
+        model = _compiled(vocab, "float32", "adam", False, batch_size)
+        in_memory = next(iter(dataset))
+        bare = common.step_function(model, in_memory)
+        model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)        # warm both paths
+        for _ in range(3):
+            bare()
+        fit_times, bare_times = [], []
+        for _ in range(3):                                                 # alternate the two paths
+            start = time.perf_counter()
+            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+            fit_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = bare()
+            common._wait(out)  # pylint: disable=protected-access
+            bare_times.append(time.perf_counter() - start)
+        fit_rate = steps * batch_size / statistics.median(fit_times)
+        bare_rate = steps * batch_size / statistics.median(bare_times)
+        print(f"  cache={str(cache):5}  input pipeline alone {input_only:9,.0f} ex/s | model.fit {fit_rate:8,.0f} ex/s | "
+              f"bare step {bare_rate:8,.0f} ex/s | fit / bare {fit_rate / bare_rate:.3f}")
+
+
+def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
+    files = glob.glob(os.path.join(config.tfrecord_root, ingest.split_dir_name("eval"), "*"))
+    serve = tf.saved_model.load(export_dir).signatures[signatures.DEFAULT_SIGNATURE]
+    auc = tf.keras.metrics.AUC()
+    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
+        parsed = tf.io.parse_example(records, {"label": tf.io.FixedLenFeature([], tf.int64)})
+        auc.update_state(parsed["label"], serve(examples=records)["probabilities"])
+    return float(auc.result())
+
+
+def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs: int) -> None:
+    """(quality): validation AUC of run_fn's exported best model per mode, over seeds."""
+    print(f"\n(quality) run_fn on the demo data, reference model, ≤ {epochs} epochs with early stopping, "
+          f"{seeds} seeds: eval-split AUC of the exported best model")
+    work = tempfile.mkdtemp(prefix="trainer-speed-")
+    try:
+        for name in modes:
+            precision, optimizer, jit = MODES[name]
+            aucs = []
+            for seed in range(seeds):
+                settings = task.TrainerSettings.from_pipeline_config(config)
+                settings.train.precision, settings.train.optimizer, settings.train.jit_compile = precision, optimizer, jit
+                settings.train.seed, settings.train.epochs = 100 + seed, epochs
+                export = standalone.train_and_export(config.pipeline_root, settings, os.path.join(work, f"{name}-{seed}"))
+                aucs.append(_eval_auc(config, export))
+            print(f"  {name:16} AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1) if seeds > 1 else 0.0:.4f}  "
+                  f"({', '.join(f'{a:.4f}' for a in aucs)})", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def torch_examples_per_s(batch_size: int, rounds: int, steps: int) -> Dict[str, float]:
+    """(c): runs benchmarks/torch_dcnv2.py in a Python 3.11 virtualenv with torch==2.13.0 (CPU)."""
+    python = os.path.join(TORCH_VENV, "bin", "python")
+    if not os.path.exists(python):
+        base = shutil.which("python3.11") or shutil.which("python3")
+        subprocess.run([base, "-m", "venv", TORCH_VENV], check=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0", "numpy"], check=True)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_dcnv2.py")
+    out = subprocess.run([python, script, "--batch-size", str(batch_size), "--rounds", str(rounds),
+                          "--steps", str(steps)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["examples_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default="a,b,quality,c")
+    parser.add_argument("--output-root", default=configs.PipelineConfig().output_root)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    sections, modes = args.sections.split(","), args.modes.split(",")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        sys.exit(f"unknown mode(s) {sorted(unknown)}; valid: {', '.join(MODES)}")
+    config = configs.PipelineConfig(output_root=os.path.abspath(args.output_root))
+    print(common.machine_line())
+    if "a" in sections:
+        full_path_vs_bare(config, steps=20)
+    ours: Dict[str, float] = {}
+    if "b" in sections or "c" in sections:
+        ours = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
+    if "quality" in sections:
+        quality(config, modes, args.seeds, args.epochs)
+    if "c" in sections:
+        theirs = torch_examples_per_s(args.batch_size, args.rounds, args.steps)
+        again = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
+        ours = {m: (ours[m] + again[m]) / 2 for m in modes}
+        print(f"\n(c) PyTorch 2.13 CPU, same model and batch (examples/s): "
+              + ", ".join(f"{m} {v:,.0f}" for m, v in theirs.items()))
+        print(f"  ours (mean of the runs before and after): " + ", ".join(f"{m} {v:,.0f}" for m, v in ours.items()))
+        dense_ours = max(v for m, v in ours.items() if "lazy" not in m)
+        dense_theirs = max(theirs["fp32"], theirs["bf16"])
+        print(f"  best dense Adam: ours {dense_ours:,.0f} / PyTorch {dense_theirs:,.0f} = {dense_ours / dense_theirs:.2f}")
+        lazy = [v for m, v in ours.items() if "lazy" in m]
+        if lazy:
+            sparse_theirs = max(theirs["sparse_fp32"], theirs["sparse_bf16"])
+            print(f"  best row-wise Adam: ours {max(lazy):,.0f} / PyTorch sparse {sparse_theirs:,.0f} = "
+                  f"{max(lazy) / sparse_theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The BARS / FuxiCTR validation schedule, as one resumable Keras callback.
+
+After every epoch the validation metric (`val_auc`) decides:
+- improved: save the weights as the best checkpoint;
+- not improved: multiply the learning rate by `decay_factor` (floor `min_learning_rate`), and stop
+  once `patience` epochs in a row have not improved.
+The schedule's state is the list of per-epoch metric values (everything else follows from it); it
+is written to `state_path` after each epoch, so a run resumed by `tf.keras.callbacks.BackupAndRestore`
+(model, optimizer, learning rate and epoch counter) continues the same schedule.
+"""
+import json
+import math
+import os
+from typing import List, Optional
+
+import tensorflow as tf
+
+
+class ValidationSchedule(tf.keras.callbacks.Callback):
+    """Best checkpoint, learning rate decay on plateau and early stopping on one metric (higher is better)."""
+
+    def __init__(self, best_weights_path: str, state_path: Optional[str] = None, monitor: str = "val_auc",
+                 decay_factor: float = 0.1, min_learning_rate: float = 1e-6, patience: int = 2):
+        super().__init__()
+        if patience < 1:
+            raise ValueError(f"early stop patience must be >= 1, got {patience}")
+        self.best_weights_path, self.state_path, self.monitor = best_weights_path, state_path, monitor
+        self.decay_factor, self.min_learning_rate, self.patience = decay_factor, min_learning_rate, patience
+        self.history: List[float] = []
+
+    @property
+    def best_epoch(self) -> int:
+        """1-based epoch of the best value so far (0 before any epoch)."""
+        return 1 + max(range(len(self.history)), key=self.history.__getitem__) if self.history else 0
+
+    @property
+    def best(self) -> float:
+        return max(self.history) if self.history else -math.inf
+
+    @property
+    def epochs_without_improvement(self) -> int:
+        return len(self.history) - self.best_epoch
+
+    def on_train_begin(self, logs=None):
+        if self.state_path and tf.io.gfile.exists(self.state_path):
+            with tf.io.gfile.GFile(self.state_path) as f:
+                self.history = json.load(f)["history"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # A resumed fit starts at the last backed-up epoch; forget values recorded after it.
+        del self.history[epoch:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):
+            raise KeyError(f"the validation schedule needs {self.monitor!r} in the epoch logs; got {sorted(logs or {})}")
+        value = float(logs[self.monitor])
+        previous_best = self.best
+        self.history.append(value)
+        if value > previous_best:
+            self.model.save_weights(self.best_weights_path)
+        else:
+            learning_rate = self.model.optimizer.learning_rate
+            learning_rate.assign(max(float(learning_rate.numpy()) * self.decay_factor, self.min_learning_rate))
+            if self.epochs_without_improvement >= self.patience:
+                self.model.stop_training = True
+        if self.state_path:
+            tf.io.gfile.makedirs(os.path.dirname(self.state_path))
+            with tf.io.gfile.GFile(self.state_path, "w") as f:
+                json.dump({"history": self.history}, f)
