@@ -2,9 +2,11 @@
 
 Same shapes as trainer/model.py: 26 categorical tables and 13 numeric vectors of dim 10 (39 fields),
 3 full-rank cross layers x_{l+1} = x0 ⊙ (W x_l + b) + x_l beside a 500-500-500 ReLU DNN with
-dropout 0.1, one logit, BCE with logits, gradient clipping at global norm 10. Modes:
-- fp32 / bf16 (autocast): dense embedding gradients, Adam (moments of every row each step);
-- sparse fp32 / sparse bf16: sparse embedding gradients, SparseAdam on the tables + Adam on the rest.
+dropout 0.1, one logit, BCE with logits plus embedding L2 1e-5, gradient clipping at global norm 10.
+Modes:
+- fp32 / bf16 (autocast): dense embedding gradients, L2 on the whole table, Adam (every row each step);
+- sparse fp32 / sparse bf16: sparse embedding gradients, L2 on the batch's rows, SparseAdam on the
+  tables + Adam on the rest (as our `lazy_adam` with `embedding_regularization=batch`).
 Prints one JSON object: examples/s per mode (median over round-robin rounds).
 """
 import argparse
@@ -33,14 +35,17 @@ class DCNV2(nn.Module):
         self.dnn = nn.Sequential(*layers)
         self.logit = nn.Linear(width + fan_in, 1)
 
-    def forward(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, values: torch.Tensor):
+        """(logits, L2 1e-5 on the table: whole table when dense, the batch's rows when sparse)."""
         categorical = self.table(ids + self.offsets)                       # [B, 26, d]
+        table = categorical if self.table.sparse else self.table.weight
+        l2 = 1e-5 * (table.pow(2).sum() + self.numeric.pow(2).sum())
         numeric = values.unsqueeze(-1) * self.numeric                      # [B, 13, d]
         x0 = torch.cat([numeric, categorical], dim=1).flatten(1)
         x = x0
         for layer in self.cross:
             x = x0 * layer(x) + x
-        return self.logit(torch.cat([x, self.dnn(x0)], dim=1)).squeeze(1)
+        return self.logit(torch.cat([x, self.dnn(x0)], dim=1)).squeeze(1), l2
 
 
 def make_step(mode: str, rows_per_field: int, batch):
@@ -60,8 +65,8 @@ def make_step(mode: str, rows_per_field: int, batch):
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(ids, values)
-        loss = loss_fn(logits.float(), labels)
+            logits, l2 = model(ids, values)
+        loss = loss_fn(logits.float(), labels) + l2.float()
         loss.backward()
         if not sparse:  # clip_grad_norm_ does not take sparse gradients
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -37,21 +37,22 @@ from serving import signatures  # pylint: disable=g-import-not-at-top
 from trainer import data, model as model_lib, optimizers, standalone, task  # pylint: disable=g-import-not-at-top
 from trainer.objective import TrainingModel  # pylint: disable=g-import-not-at-top
 
-# name -> (precision, optimizer, jit_compile)
+# name -> (precision, optimizer, jit_compile, embedding regularization); row-wise Adam needs the
+# L2 on the batch's rows, or the table-wide L2 gradient makes every embedding update dense.
 MODES = {
-    "fp32 adam": ("float32", "adam", False),
-    "fp32 adam xla": ("float32", "adam", True),
-    "bf16 adam": ("mixed_bfloat16", "adam", False),
-    "fp32 lazy_adam": ("float32", "lazy_adam", False),
-    "bf16 lazy_adam": ("mixed_bfloat16", "lazy_adam", False),
+    "fp32 adam": ("float32", "adam", False, "table"),
+    "fp32 adam xla": ("float32", "adam", True, "table"),
+    "bf16 adam": ("mixed_bfloat16", "adam", False, "table"),
+    "fp32 lazy_adam": ("float32", "lazy_adam", False, "batch"),
+    "bf16 lazy_adam": ("mixed_bfloat16", "lazy_adam", False, "batch"),
 }
 TORCH_VENV = os.path.join(tempfile.gettempdir(), "rankloss-torch-venv")
 
 
-def _compiled(vocab: Dict[str, int], precision: str, optimizer: str, jit: bool, batch_size: int) -> TrainingModel:
+def _compiled(vocab: Dict[str, int], precision: str, optimizer: str, jit: bool, regularization: str) -> TrainingModel:
     tf.keras.mixed_precision.set_global_policy(precision)
     try:
-        model = TrainingModel(model_lib.DCNV2(vocab, configs.ModelConfig()))
+        model = TrainingModel(model_lib.DCNV2(vocab, configs.ModelConfig(embedding_regularization=regularization)))
         model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3, 10.0),
                       loss=tf.keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=jit)
         return model
@@ -66,7 +67,7 @@ def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) 
     step_functions = {}
     for name in modes:
         tf.keras.utils.set_random_seed(0)
-        step_functions[name] = common.step_function(_compiled(vocab, *MODES[name], batch_size), batch)
+        step_functions[name] = common.step_function(_compiled(vocab, *MODES[name]), batch)
     samples = common.time_side_by_side(step_functions, steps, rounds)
     ratios, seconds = common.paired_ratios(samples, modes[0]), common.medians(samples)
     print(f"\n(b) bare train step, reference DCN V2, batch {batch_size}, {rounds} rounds × {steps} steps")
@@ -92,17 +93,19 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
         for features_batch, _ in dataset.take(steps):
             count += int(features_batch["I1_xf"].shape[0])
         input_only = count / (time.perf_counter() - start)
+        # Two identical models, one per path, so neither path runs on state the other left behind.
         tf.keras.utils.set_random_seed(0)
-        model = _compiled(vocab, "float32", "adam", False, batch_size)
-        in_memory = next(iter(dataset))
-        bare = common.step_function(model, in_memory)
-        model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)        # warm both paths
+        fit_model = _compiled(vocab, *MODES["fp32 adam"])
+        tf.keras.utils.set_random_seed(0)
+        bare_model = _compiled(vocab, *MODES["fp32 adam"])
+        bare = common.step_function(bare_model, next(iter(dataset)))
+        fit_model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)    # warm both paths
         for _ in range(3):
             bare()
         fit_times, bare_times = [], []
         for _ in range(3):                                                 # alternate the two paths
             start = time.perf_counter()
-            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+            fit_model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
             fit_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             for _ in range(steps):
@@ -132,11 +135,12 @@ def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs
     work = tempfile.mkdtemp(prefix="trainer-speed-")
     try:
         for name in modes:
-            precision, optimizer, jit = MODES[name]
+            precision, optimizer, jit, regularization = MODES[name]
             aucs = []
             for seed in range(seeds):
                 settings = task.TrainerSettings.from_pipeline_config(config)
                 settings.train.precision, settings.train.optimizer, settings.train.jit_compile = precision, optimizer, jit
+                settings.model.embedding_regularization = regularization
                 settings.train.seed, settings.train.epochs = 100 + seed, epochs
                 export = standalone.train_and_export(config.pipeline_root, settings, os.path.join(work, f"{name}-{seed}"))
                 aucs.append(_eval_auc(config, export))
@@ -167,22 +171,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--quality-modes", default="fp32 adam,bf16 adam,fp32 lazy_adam,bf16 lazy_adam",
+                        help="modes whose model quality is checked (the faster ones and the reference)")
+    parser.add_argument("--path-steps", type=int, default=60, help="(a): steps per timed fit call")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    sections, modes = args.sections.split(","), args.modes.split(",")
-    unknown = set(modes) - set(MODES)
+    sections, modes, quality_modes = args.sections.split(","), args.modes.split(","), args.quality_modes.split(",")
+    unknown = set(modes + quality_modes) - set(MODES)
     if unknown:
         sys.exit(f"unknown mode(s) {sorted(unknown)}; valid: {', '.join(MODES)}")
     config = configs.PipelineConfig(output_root=os.path.abspath(args.output_root))
     print(common.machine_line())
     if "a" in sections:
-        full_path_vs_bare(config, steps=20)
+        full_path_vs_bare(config, steps=args.path_steps)
     ours: Dict[str, float] = {}
     if "b" in sections or "c" in sections:
         ours = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
     if "quality" in sections:
-        quality(config, modes, args.seeds, args.epochs)
+        quality(config, quality_modes, args.seeds, args.epochs)
     if "c" in sections:
         theirs = torch_examples_per_s(args.batch_size, args.rounds, args.steps)
         again = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)

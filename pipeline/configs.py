@@ -43,6 +43,7 @@ class ModelConfig:
     dnn_units: Tuple[int, ...] = (500, 500, 500)
     dropout: float = 0.1
     embedding_l2: float = 1e-5
+    embedding_regularization: str = "table"     # L2 over the whole table, or "batch": the rows looked up
 
 
 @dataclasses.dataclass
@@ -155,6 +156,8 @@ _FLAGS = [
     ("--projection-dim", "model", "cross_projection_dim", int, "low-rank cross projection"),
     ("--dnn-units", "model", "dnn_units", lambda s: tuple(int(u) for u in s.split(",")),
      "comma-separated DNN widths, e.g. 500,500,500"),
+    ("--embedding-regularization", "model", "embedding_regularization", str,
+     "embedding L2 on the whole table (table) or on the batch's rows (batch; needed by lazy_adam)"),
     ("--loss", "loss", "name", str, "training loss (see README)"),
     ("--alpha", "loss", "alpha", float, "BCE weight in combination losses"),
     ("--beta-pos", "loss", "beta_pos", float, "weight on positives (Eq. 15)"),

@@ -70,11 +70,25 @@ def ingest_data(config: configs.PipelineConfig) -> Dict:
     return counts
 
 
+def training_line(config: configs.PipelineConfig, train_rows: int) -> str:
+    """What was trained, and how the demo's size compares with the reference regime."""
+    model, train = config.model, config.train
+    reference = model == configs.ModelConfig() and (train.batch_size, train.learning_rate, train.optimizer,
+                                                    train.precision) == (4096, 1e-3, "adam", "float32")
+    steps = -(-train_rows // train.batch_size)
+    return (f"trained: DCN V2 {model.structure}, {model.num_cross_layers} cross, DNN "
+            f"{'-'.join(map(str, model.dnn_units))}, embeddings {model.embedding_dim}, {train.optimizer} "
+            f"{train.learning_rate:g}, batch {train.batch_size}, {train.precision}"
+            f"{' (the reference setting, BARS DCNv2_criteo_x1)' if reference else ''}; "
+            f"{train_rows:,} train rows = {steps} steps per epoch at this size (full Criteo_x1, 32M rows: ~7,800)")
+
+
 def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed: float) -> str:
     outcome = results.latest_run(config)
     metrics, bayes = outcome["metrics"], report["splits"]["test"]
     lines = ["", "=" * 72, "rankloss-tfx demo finished in %.0fs" % elapsed, "",
              "rows per split (read = written + rejected):", ingest.format_counts(counts), "",
+             training_line(config, counts["splits"]["train"]["written"]), "",
              f"test split ({metrics.get('example_count', float('nan')):.0f} examples), "
              f"loss {config.loss.name}:",
              f"  {'':14} {'model':>10} {'Bayes-optimal':>14}",

@@ -79,3 +79,18 @@ def test_model_config_round_trip_rebuilds_the_same_architecture():
     x, _ = _batch()
     assert rebuilt.config == config and rebuilt(x).shape == model(x).shape
     assert model_lib.count_parameters(rebuilt) == model_lib.count_parameters(model)
+
+
+@pytest.mark.parametrize("regularization,sparse", [("batch", True), ("table", False)])
+def test_embedding_regularization_scope_decides_whether_the_table_gradient_is_sparse(regularization, sparse):
+    model = model_lib.DCNV2(VOCAB, ModelConfig(dnn_units=(8,), embedding_dim=2, embedding_regularization=regularization))
+    x, _ = _batch()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x, training=True)) + tf.add_n(model.losses)
+    gradient = tape.gradient(loss, model.embedding.categorical_table)
+    assert isinstance(gradient, tf.IndexedSlices) == sparse
+    if regularization == "batch":  # λ Σ ||e||² over the looked-up rows
+        rows = tf.gather(model.embedding.categorical_table, model.embedding._offsets + tf.stack(  # pylint: disable=protected-access
+            [tf.cast(x[f"{k}_xf"], tf.int64) for k in model_lib.features.CATEGORICAL_FEATURES], axis=1))
+        expected = 1e-5 * float(tf.reduce_sum(rows ** 2)) + 1e-5 * float(tf.reduce_sum(model.embedding.numeric_vectors ** 2))
+        assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)

@@ -64,3 +64,13 @@ def test_compiles_for_kubeflow_v2(tmp_path):
     assert "/pipeline/transforms/schema.pbtxt" in json.dumps(spec)
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/rankloss/tfx/rankloss-tfx"  # URI kept
     assert not os.path.exists(os.path.join(ROOT, "gs:"))
+
+
+def test_demo_states_the_training_setting_and_steps_per_epoch():
+    from pipeline import demo
+
+    line = demo.training_line(configs.PipelineConfig(), 41_920)
+    assert "the reference setting" in line and "11 steps per epoch" in line and "DNN 500-500-500" in line
+    config = configs.PipelineConfig()
+    config.model.dnn_units = (32, 32)
+    assert "reference" not in demo.training_line(config, 1000)

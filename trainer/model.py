@@ -25,16 +25,29 @@ from transforms.preprocessing import vocabulary_name
 STRUCTURES = ("parallel", "stacked")
 
 
+EMBEDDING_REGULARIZATION = ("table", "batch")
+
+
 class FieldEmbedding(tf.keras.layers.Layer):
-    """Per-field embeddings: [B] ids and values of F fields -> [B, F·d]."""
+    """Per-field embeddings: [B] ids and values of F fields -> [B, F·d].
+
+    L2 on the categorical table (`embedding_l2`) applies either to the whole table (`table`, as
+    FuxiCTR does; its gradient touches every row) or to the rows looked up in the batch (`batch`;
+    the gradient stays sparse, which row-wise optimizers need). The numeric vectors always take
+    the table-wide L2 (13 rows).
+    """
 
     def __init__(self, vocabulary_sizes: Sequence[int], num_numeric: int, embedding_dim: int,
-                 embedding_l2: float = 0.0, **kwargs):
+                 embedding_l2: float = 0.0, regularization: str = "table", **kwargs):
         super().__init__(**kwargs)
+        if regularization not in EMBEDDING_REGULARIZATION:
+            raise ValueError(f"embedding regularization must be one of {EMBEDDING_REGULARIZATION}, "
+                             f"got {regularization!r}")
         self.vocabulary_sizes = [int(v) for v in vocabulary_sizes]
         self.num_numeric = num_numeric
         self.embedding_dim = embedding_dim
         self.embedding_l2 = embedding_l2
+        self.regularization = regularization
         offsets = [0]
         for size in self.vocabulary_sizes[:-1]:
             offsets.append(offsets[-1] + size)
@@ -42,14 +55,17 @@ class FieldEmbedding(tf.keras.layers.Layer):
         regularizer = tf.keras.regularizers.l2(embedding_l2) if embedding_l2 else None
         self.categorical_table = self.add_weight(
             name="categorical_table", shape=(sum(self.vocabulary_sizes), embedding_dim),
-            initializer=tf.keras.initializers.RandomNormal(stddev=1e-4), regularizer=regularizer)
+            initializer=tf.keras.initializers.RandomNormal(stddev=1e-4),
+            regularizer=regularizer if regularization == "table" else None)
         self.numeric_vectors = self.add_weight(
             name="numeric_vectors", shape=(num_numeric, embedding_dim),
             initializer=tf.keras.initializers.RandomNormal(stddev=1e-4), regularizer=regularizer)
 
-    def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor) -> tf.Tensor:
+    def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor, training: bool = False) -> tf.Tensor:
         """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]."""
         rows = tf.gather(self.categorical_table, categorical_ids + self._offsets)       # [B, C, d]
+        if training and self.regularization == "batch" and self.embedding_l2:
+            self.add_loss(self.embedding_l2 * tf.reduce_sum(tf.square(rows)))
         numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
         fields = tf.concat([tf.cast(numeric, rows.dtype), rows], axis=1)               # [B, F, d]
         return tf.reshape(fields, [-1, (self.num_numeric + len(self.vocabulary_sizes)) * self.embedding_dim])
@@ -57,7 +73,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def get_config(self) -> Dict:
         return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
                 "num_numeric": self.num_numeric, "embedding_dim": self.embedding_dim,
-                "embedding_l2": self.embedding_l2}
+                "embedding_l2": self.embedding_l2, "regularization": self.regularization}
 
 
 class Cross(tfrs.layers.dcn.Cross):
@@ -84,7 +100,7 @@ class DCNV2(tf.keras.Model):
         self.config = config
         self.embedding = FieldEmbedding(
             [vocabulary_sizes[k] for k in features.CATEGORICAL_FEATURES], len(features.NUMERIC_FEATURES),
-            config.embedding_dim, config.embedding_l2, name="field_embedding")
+            config.embedding_dim, config.embedding_l2, config.embedding_regularization, name="field_embedding")
         self.cross_layers: List[tf.keras.layers.Layer] = [
             Cross(projection_dim=config.cross_projection_dim, kernel_initializer="glorot_uniform", name=f"cross_{i}")
             for i in range(config.num_cross_layers)]
@@ -97,16 +113,16 @@ class DCNV2(tf.keras.Model):
         # Applied to σ(logit) at serving time only; identity unless a calibration is fitted.
         self.calibration = PiecewiseLinearCalibration(name="calibration", dtype="float32")
 
-    def embed(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    def embed(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         ids = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.int64)
                         for k in features.CATEGORICAL_FEATURES], axis=1)
         values = tf.stack([tf.cast(inputs[features.transformed_name(k)], tf.float32)
                            for k in features.NUMERIC_FEATURES], axis=1)
-        return self.embedding(ids, values)
+        return self.embedding(ids, values, training=training)
 
     def representation(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """The penultimate layer [B, R]: what the logit layer reads."""
-        x0 = self.embed(inputs)
+        x0 = self.embed(inputs, training=training)
         cross = x0
         for layer in self.cross_layers:
             cross = layer(x0, cross)

@@ -110,6 +110,13 @@ def validate_settings(settings: TrainerSettings) -> None:
                          f"valid choices: {', '.join(optimizers.OPTIMIZERS)}")
     if settings.train.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {settings.train.precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    if settings.model.embedding_regularization not in model_lib.EMBEDDING_REGULARIZATION:
+        raise ValueError(f"unknown embedding regularization {settings.model.embedding_regularization!r}; "
+                         f"valid choices: {', '.join(model_lib.EMBEDDING_REGULARIZATION)}")
+    if (settings.train.optimizer == "lazy_adam" and settings.model.embedding_l2
+            and settings.model.embedding_regularization == "table"):
+        raise ValueError("optimizer lazy_adam needs embedding_regularization 'batch': a table-wide L2 makes every "
+                         "embedding gradient dense (or set embedding_l2 to 0)")
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
