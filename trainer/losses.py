@@ -71,9 +71,11 @@ def _factorised_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor
     """
     a = tf.exp(negative_logits - center)[tf.newaxis, :] * tf.exp(center - positive_logits)[:, tf.newaxis]
     sigma = a / (1.0 + a)
-    loss = tf.tensordot(positive_weight, tf.linalg.matvec(tf.math.log1p(a), negative_weight), axes=1)
-    grad_negative = negative_weight * tf.linalg.matvec(sigma, positive_weight, transpose_a=True)
-    grad_positive = -positive_weight * tf.linalg.matvec(sigma, negative_weight)
+    # Row sums fuse with the elementwise pass; the column sums are one [1, N+] × [N+, N-] product
+    # (XLA:CPU's speed for the transposed mat-vec form varies several-fold with N-).
+    loss = tf.reduce_sum(positive_weight * tf.reduce_sum(tf.math.log1p(a) * negative_weight[tf.newaxis, :], axis=1))
+    grad_positive = -positive_weight * tf.reduce_sum(sigma * negative_weight[tf.newaxis, :], axis=1)
+    grad_negative = negative_weight * tf.matmul(positive_weight[tf.newaxis, :], sigma)[0]
     return loss, grad_positive, grad_negative
 
 
