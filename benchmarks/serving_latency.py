@@ -119,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-root", default=configs.PipelineConfig().output_root)
     parser.add_argument("--seconds", type=float, default=3.0, help="per model per cell per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load-seconds", type=float, default=30.0)
     args = parser.parse_args()
     config = configs.PipelineConfig(output_root=os.path.abspath(args.output_root))
@@ -147,6 +147,8 @@ def main() -> None:
             for batch in BATCH_SIZES:
                 for clients in CONCURRENCY:
                     latencies = {"bce": [], "pair": []}
+                    for name in latencies:  # untimed: opens the connections and warms the server threads
+                        _run_clients(url, name, payloads[batch], clients, 0.5)
                     for _ in range(args.rounds):
                         for name in latencies:
                             latencies[name] += _run_clients(url, name, payloads[batch], clients, args.seconds)[0]
