@@ -79,9 +79,8 @@ def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) 
 
 def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
     """(a): model.fit on the Transform output from disk vs the bare step on in-memory tensors."""
-    transform = os.path.join(config.pipeline_root, "Transform")
-    examples = standalone._latest_artifact(os.path.join(transform, "transformed_examples", "*"))  # pylint: disable=protected-access
-    output = tft.TFTransformOutput(standalone._latest_artifact(os.path.join(transform, "transform_graph", "*")))  # pylint: disable=protected-access
+    examples, transform_graph = standalone.latest_transform_output(config.pipeline_root)
+    output = tft.TFTransformOutput(transform_graph)
     files = [os.path.join(examples, "Split-train", "*")]
     batch_size = config.train.batch_size
     vocab = model_lib.vocabulary_sizes_from_transform(output, config.transform.num_oov_buckets)

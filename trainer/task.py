@@ -57,12 +57,12 @@ def build_loss(loss: configs.LossConfig) -> tf.keras.losses.Loss:
                            tau=loss.tau, jrc_weight=loss.jrc_weight)
 
 
-def compile_model(model: tf.keras.Model, settings: TrainerSettings) -> None:
+def compile_model(model: tf.keras.Model, settings: TrainerSettings, loss: tf.keras.losses.Loss) -> None:
     """Adam (or row-wise Adam) with global-norm clipping; AUC, plain logloss and the paper's β_pos-weighted BCE."""
     train = settings.train
     model.compile(
         optimizer=optimizers.make_optimizer(train.optimizer, train.learning_rate, train.clipnorm),
-        loss=build_loss(settings.loss), jit_compile=train.jit_compile,
+        loss=loss, jit_compile=train.jit_compile,
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
                  tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
                  metrics.WeightedBCE(beta_pos=settings.loss.beta_pos, name="weighted_bce")])
@@ -153,7 +153,7 @@ def _train_and_export(fn_args: tfx.components.FnArgs, settings: TrainerSettings)
     ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
     model_class = diagnostics.DiagnosedTrainingModel if train.gradient_diagnostics else TrainingModel
     training_model = model_class(ctr_model, loss.INPUT)
-    compile_model(training_model, settings)
+    compile_model(training_model, settings, loss)
     for batch_features, _ in train_ds.take(1):
         training_model(batch_features)  # builds the variables so they can be counted
     logging.info("[trainer] DCN V2 (%s): %d trainable parameters; vocabulary sizes %s", settings.model.structure,
