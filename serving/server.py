@@ -101,7 +101,7 @@ def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_B
                 if not match["version"].isdigit():
                     raise rest_codec.RequestError(f"version must be a positive integer, got {match['version']!r}")
                 version = int(match["version"])
-            if suffix in (":predict",):
+            if suffix == ":predict":
                 if request.method != "POST":
                     raise rest_codec.RequestError(":predict takes POST", 405)
                 body = await _read_body(request, max_request_bytes)

@@ -60,6 +60,19 @@ _FACTORISED_SPREAD = 80.0
 _PAIR_BLOCK = 128
 
 
+def _weighted_pair_sums(terms: tf.Tensor, sigma: tf.Tensor, positive_weight: tf.Tensor,
+                        negative_weight: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Σ_ij w_i w_j terms_ij and the per-logit gradients -w_i Σ_j w_j σ_ij, w_j Σ_i w_i σ_ij.
+
+    Row sums fuse with the elementwise pass under XLA; the column sums are one [1, N+] × [N+, N-]
+    product (XLA:CPU's speed for the transposed mat-vec form varies several-fold with N-).
+    """
+    loss = tf.reduce_sum(positive_weight * tf.reduce_sum(terms * negative_weight[tf.newaxis, :], axis=1))
+    grad_positive = -positive_weight * tf.reduce_sum(sigma * negative_weight[tf.newaxis, :], axis=1)
+    grad_negative = negative_weight * tf.matmul(positive_weight[tf.newaxis, :], sigma)[0]
+    return loss, grad_positive, grad_negative
+
+
 @tf.function(jit_compile=True)
 def _factorised_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor, positive_weight: tf.Tensor,
                           negative_weight: tf.Tensor, center: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -70,23 +83,14 @@ def _factorised_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor
     N+ × N- intermediate is written to memory.
     """
     a = tf.exp(negative_logits - center)[tf.newaxis, :] * tf.exp(center - positive_logits)[:, tf.newaxis]
-    sigma = a / (1.0 + a)
-    # Row sums fuse with the elementwise pass; the column sums are one [1, N+] × [N+, N-] product
-    # (XLA:CPU's speed for the transposed mat-vec form varies several-fold with N-).
-    loss = tf.reduce_sum(positive_weight * tf.reduce_sum(tf.math.log1p(a) * negative_weight[tf.newaxis, :], axis=1))
-    grad_positive = -positive_weight * tf.reduce_sum(sigma * negative_weight[tf.newaxis, :], axis=1)
-    grad_negative = negative_weight * tf.matmul(positive_weight[tf.newaxis, :], sigma)[0]
-    return loss, grad_positive, grad_negative
+    return _weighted_pair_sums(tf.math.log1p(a), a / (1.0 + a), positive_weight, negative_weight)
 
 
 def _stable_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor, positive_weight: tf.Tensor,
                       negative_weight: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The same sums with per-pair softplus(d) and σ(d): stable for any spread of the logits."""
     d = negative_logits[tf.newaxis, :] - positive_logits[:, tf.newaxis]
-    sigma = tf.sigmoid(d)
-    loss = tf.tensordot(positive_weight, tf.linalg.matvec(tf.nn.softplus(d), negative_weight), axes=1)
-    return (loss, -positive_weight * tf.linalg.matvec(sigma, negative_weight),
-            negative_weight * tf.linalg.matvec(sigma, positive_weight, transpose_a=True))
+    return _weighted_pair_sums(tf.nn.softplus(d), tf.sigmoid(d), positive_weight, negative_weight)
 
 
 def _pad_to_block(values: tf.Tensor, weights: tf.Tensor, fill: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
