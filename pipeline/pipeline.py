@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from pipeline.configs import PipelineConfig
 from pipeline.splits import SPLITS
 from pipeline import ingest
-from trainer.task import TrainerSettings
+from trainer.task import TrainerSettings, validate_settings
 from transforms import features
 from transforms.schema import SCHEMA_PATH
 
@@ -53,8 +53,11 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
 
     `schema_path` is where the curated schema is when the components run (inside the
     image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
-    (SQLite under the output root) and None on Kubeflow, which brings its own.
+    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid Trainer
+    settings raise ValueError here, before any component runs, whichever runner compiles the DAG.
     """
+    trainer_settings = TrainerSettings.from_pipeline_config(config)
+    validate_settings(trainer_settings)
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
@@ -76,7 +79,7 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=TrainerSettings.from_pipeline_config(config).to_custom_config())
+        custom_config=trainer_settings.to_custom_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

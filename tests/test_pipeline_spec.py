@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow_model_analysis as tfma
 
 from pipeline import configs, pipeline as pipeline_lib
@@ -74,3 +75,10 @@ def test_demo_states_the_training_setting_and_steps_per_epoch():
     config = configs.PipelineConfig()
     config.model.dnn_units = (32, 32)
     assert "reference" not in demo.training_line(config, 1000)
+
+
+def test_any_runner_gets_invalid_trainer_settings_refused_when_the_dag_is_built():
+    config = configs.PipelineConfig(output_root="/tmp/unused")
+    config.loss.name = "hinge"
+    with pytest.raises(ValueError, match="valid choices: bce, combined_pair"):
+        pipeline_lib.create_pipeline(config)
