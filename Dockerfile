@@ -5,10 +5,12 @@ WORKDIR /pipeline
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY pipeline/ pipeline/
+COPY settings/ settings/
 COPY transforms/ transforms/
+COPY ingestion/ ingestion/
 COPY trainer/ trainer/
 COPY serving/ serving/
+COPY pipeline/ pipeline/
 
 # TFRS needs Keras 2 in every component process; the code imports from /pipeline.
 ENV TF_USE_LEGACY_KERAS=1 \

@@ -17,9 +17,9 @@ import sys
 from benchmarks import common
 import tensorflow as tf
 
-from pipeline.configs import ModelConfig
+from settings.configs import ModelConfig
 from trainer import losses, model as model_lib
-from trainer.objective import TrainingModel
+from trainer.training_model import TrainingModel
 
 
 class DenseMaskedPair(losses.CombinedPair):

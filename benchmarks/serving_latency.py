@@ -23,23 +23,22 @@ import threading
 import time
 from typing import Dict, List, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-from benchmarks import common  # pylint: disable=g-import-not-at-top
-from pipeline import configs, ingest  # pylint: disable=g-import-not-at-top
-from serving import model_store, signatures  # pylint: disable=g-import-not-at-top
-from serving.client import ServingClient  # pylint: disable=g-import-not-at-top
-from trainer import standalone, task  # pylint: disable=g-import-not-at-top
+from benchmarks import common
+from settings import configs
+from transforms import splits
+from serving import contract, model_store
+from serving.client import ServingClient
+from trainer import outside_pipeline
 
 CONCURRENCY = (1, 8, 32)
 BATCH_SIZES = (1, 256)
 
 
 def _test_examples(config: configs.PipelineConfig, count: int) -> List[bytes]:
-    files = glob.glob(os.path.join(config.tfrecord_root, ingest.split_dir_name("test"), "*"))
+    files = glob.glob(os.path.join(config.tfrecord_root, splits.split_dir_name("test"), "*"))
     if not files:
         sys.exit(f"no test TFRecords under {config.tfrecord_root}: run scripts/demo.sh first")
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
@@ -84,7 +83,7 @@ def _summary(latencies: List[float], seconds: float, batch: int) -> Dict[str, fl
 
 
 def _in_process_p50(export_dir: str, payloads: Sequence[Sequence[bytes]], seconds: float) -> float:
-    function = tf.saved_model.load(export_dir).signatures[signatures.DEFAULT_SIGNATURE]
+    function = tf.saved_model.load(export_dir).signatures[contract.DEFAULT_SIGNATURE]
     latencies, deadline, i = [], time.perf_counter() + seconds, 0
     while time.perf_counter() < deadline:
         start = time.perf_counter()
@@ -128,10 +127,10 @@ def main() -> None:
         sys.exit(f"no pushed model under {config.serving_root}: run scripts/demo.sh first")
     work = tempfile.mkdtemp(prefix="serving-bench-")
     try:
-        settings = task.TrainerSettings.from_pipeline_config(config)
+        settings = configs.TrainerSettings.from_pipeline_config(config)
         settings.loss = configs.LossConfig(name="combined_pair", alpha=0.7)
         settings.train.epochs = 1
-        pair_export = standalone.train_and_export(config.pipeline_root, settings, os.path.join(work, "train"))
+        pair_export = outside_pipeline.train_and_export(config.pipeline_root, settings, os.path.join(work, "train"))
         shutil.copytree(pair_export, os.path.join(work, "pair", "1"))
         models = {"bce": config.serving_root, "pair": os.path.join(work, "pair")}
         examples = _test_examples(config, 256 * 8)

@@ -25,17 +25,16 @@ import tempfile
 import time
 from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-
-from benchmarks import common  # pylint: disable=g-import-not-at-top
-from pipeline import configs, ingest  # pylint: disable=g-import-not-at-top
-from serving import signatures  # pylint: disable=g-import-not-at-top
-from trainer import data, model as model_lib, optimizers, standalone, task  # pylint: disable=g-import-not-at-top
-from trainer.objective import TrainingModel  # pylint: disable=g-import-not-at-top
+from benchmarks import common
+from settings import configs
+from transforms import splits
+from serving import contract
+from trainer import data, model as model_lib, optimizers, outside_pipeline
+from trainer.training_model import TrainingModel
 
 # name -> (precision, optimizer, jit_compile, embedding regularization); row-wise Adam needs the
 # L2 on the batch's rows, or the table-wide L2 gradient makes every embedding update dense.
@@ -79,9 +78,9 @@ def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) 
 
 def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
     """(a): model.fit on the Transform output from disk vs the bare step on in-memory tensors."""
-    examples, transform_graph = standalone.latest_transform_output(config.pipeline_root)
+    examples, transform_graph = outside_pipeline.latest_transform_output(config.pipeline_root)
     output = tft.TFTransformOutput(transform_graph)
-    files = [os.path.join(examples, "Split-train", "*")]
+    files = [outside_pipeline.split_files(examples, "train")]
     batch_size = config.train.batch_size
     vocab = model_lib.vocabulary_sizes_from_transform(output, config.transform.num_oov_buckets)
     print(f"\n(a) full Trainer path vs bare step (demo vocabularies, batch {batch_size}, {steps} steps each)")
@@ -118,8 +117,8 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
 
 
 def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
-    files = glob.glob(os.path.join(config.tfrecord_root, ingest.split_dir_name("eval"), "*"))
-    serve = tf.saved_model.load(export_dir).signatures[signatures.DEFAULT_SIGNATURE]
+    files = glob.glob(os.path.join(config.tfrecord_root, splits.split_dir_name("eval"), "*"))
+    serve = tf.saved_model.load(export_dir).signatures[contract.DEFAULT_SIGNATURE]
     auc = tf.keras.metrics.AUC()
     for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
         parsed = tf.io.parse_example(records, {"label": tf.io.FixedLenFeature([], tf.int64)})
@@ -137,11 +136,11 @@ def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs
             precision, optimizer, jit, regularization = MODES[name]
             aucs = []
             for seed in range(seeds):
-                settings = task.TrainerSettings.from_pipeline_config(config)
+                settings = configs.TrainerSettings.from_pipeline_config(config)
                 settings.train.precision, settings.train.optimizer, settings.train.jit_compile = precision, optimizer, jit
                 settings.model.embedding_regularization = regularization
                 settings.train.seed, settings.train.epochs = 100 + seed, epochs
-                export = standalone.train_and_export(config.pipeline_root, settings, os.path.join(work, f"{name}-{seed}"))
+                export = outside_pipeline.train_and_export(config.pipeline_root, settings, os.path.join(work, f"{name}-{seed}"))
                 aucs.append(_eval_auc(config, export))
             print(f"  {name:16} AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1) if seeds > 1 else 0.0:.4f}  "
                   f"({', '.join(f'{a:.4f}' for a in aucs)})", flush=True)

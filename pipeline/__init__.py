@@ -1,5 +1,2 @@
-"""rankloss-tfx pipeline: configuration, data, ingestion and runners."""
-import os
-
-# TFRS needs Keras 2: select tf-keras before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""The TFX pipeline: `create_pipeline`, its local and Kubeflow V2 runners, and the main command."""
+import settings  # noqa: F401  pylint: disable=unused-import  (selects Keras 2 before TensorFlow loads)

@@ -5,7 +5,6 @@
 Each stage is skipped when its output is already there for the same inputs, and the
 TFX components reuse their cached results, so a re-run only does what changed.
 """
-import argparse
 import json
 import logging as std_logging
 import os
@@ -15,7 +14,9 @@ from typing import Dict
 
 from absl import logging
 
-from pipeline import configs, generate, ingest, local_runner, results
+from ingestion import convert, generate
+from pipeline import local_runner, results
+from settings import configs, flags
 
 
 class _StageEcho(std_logging.Handler):
@@ -56,15 +57,13 @@ def ingest_data(config: configs.PipelineConfig) -> Dict:
     """Runs the Beam ingestion unless the TFRecords are already there for this exact input."""
     stamp_path = os.path.join(config.tfrecord_root, "source.json")
     stat = os.stat(config.raw_data_path)
-    source = {"path": config.raw_data_path, "bytes": stat.st_size, "mtime": stat.st_mtime,
-              "format": config.data.input_format}
+    source = {"path": config.raw_data_path, "bytes": stat.st_size, "mtime": stat.st_mtime}
     if os.path.exists(stamp_path):
         with open(stamp_path) as f:
             if json.load(f) == source:
                 print(f"  reusing TFRecords under {config.tfrecord_root}")
-                return ingest.read_counts(config.tfrecord_root)
-    counts = ingest.run([config.raw_data_path], config.tfrecord_root, config.data.input_format,
-                        config.beam_pipeline_args)
+                return convert.read_counts(config.tfrecord_root)
+    counts = convert.run([config.raw_data_path], config.tfrecord_root, "tsv", config.beam_pipeline_args)
     with open(stamp_path, "w") as f:
         json.dump(source, f)
     return counts
@@ -87,7 +86,7 @@ def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed:
     outcome = results.latest_run(config)
     metrics, bayes = outcome["metrics"], report["splits"]["test"]
     lines = ["", "=" * 72, "rankloss-tfx demo finished in %.0fs" % elapsed, "",
-             "rows per split (read = written + rejected):", ingest.format_counts(counts), "",
+             "rows per split (read = written + rejected):", convert.format_counts(counts), "",
              training_line(config, counts["splits"]["train"]["written"]), "",
              f"test split ({metrics.get('example_count', float('nan')):.0f} examples), "
              f"loss {config.loss.name}:",
@@ -104,9 +103,9 @@ def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    config = local_runner.parse_config(parser=parser)
-    local_runner.validate(config)
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
+    flags.add_flags(parser)
+    config, _ = flags.parse(parser)
     start = time.time()
     absl_logger = std_logging.getLogger("absl")  # TFX logs through absl: keep only our stage lines
     absl_logger.propagate = False
@@ -118,7 +117,7 @@ def main() -> None:
     report = prepare_data(config)
     _step(2, "Beam ingestion -> TFRecords, 7:2:1 split")
     counts = ingest_data(config)
-    print(ingest.format_counts(counts))
+    print(convert.format_counts(counts))
     _step(3, f"TFX pipeline '{config.pipeline_name}' (loss {config.loss.name}), artifacts under "
              f"{config.pipeline_root}")
     local_runner.run(config)

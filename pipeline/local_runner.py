@@ -1,48 +1,41 @@
-"""Runs the pipeline locally with `LocalDagRunner` (Beam DirectRunner, SQLite MLMD).
+"""Runs the pipeline locally with `LocalDagRunner` (Beam DirectRunner, SQLite ML Metadata).
 
-    python -m pipeline.local_runner --loss bce            # plain entry
+    python -m pipeline.local_runner --loss bce            # plain entry; --help lists every flag
     tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py
     tfx run create --engine local --pipeline_name rankloss-tfx
 
-Expects ingested TFRecords under `<output-root>/tfrecords` (the main command
-`scripts/demo.sh` generates and ingests them; `python -m pipeline.ingest` for your own data).
+The `tfx` CLI passes no flags: it takes them from `RANKLOSS_FLAGS` (e.g. "--loss combined_pair").
+Expects ingested TFRecords under `<output-root>/tfrecords` (the main command `scripts/demo.sh`
+generates and ingests them; `python -m ingestion.convert` converts your own logs).
 """
-import argparse
 import os
+import shlex
 import sys
 from typing import Optional, Sequence
 
 if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import from the project root
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from settings import configs, flags  # pylint: disable=g-import-not-at-top
+from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
-from pipeline import configs, pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-from trainer.task import TrainerSettings, validate_settings  # pylint: disable=g-import-not-at-top
+FLAGS_VARIABLE = "RANKLOSS_FLAGS"
 
 
-def parse_config(argv: Optional[Sequence[str]] = None,
-                 parser: Optional[argparse.ArgumentParser] = None) -> configs.PipelineConfig:
-    parser = parser or argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    configs.add_flags(parser)
-    args, _ = parser.parse_known_args(argv)
-    return configs.from_flags(args)
-
-
-def validate(config: configs.PipelineConfig) -> None:
-    """Fails before any work when the Trainer settings are invalid, naming the valid choices."""
-    try:
-        validate_settings(TrainerSettings.from_pipeline_config(config))
-    except ValueError as error:
-        raise SystemExit(f"invalid trainer configuration: {error}") from None
+def parse_config(argv: Optional[Sequence[str]] = None, description: str = __doc__) -> configs.PipelineConfig:
+    """The validated config from `argv` (default: the command line, then `RANKLOSS_FLAGS`)."""
+    if argv is None:
+        argv = sys.argv[1:] + shlex.split(os.environ.get(FLAGS_VARIABLE, ""))
+    parser = flags.StrictParser(description=description.split("\n\n")[0])
+    flags.add_flags(parser, sections=(flags.PIPELINE,) + configs.TRAINING_SECTIONS)
+    return flags.parse(parser, argv)[0]
 
 
 def run(config: configs.PipelineConfig) -> None:
-    validate(config)
     if not os.path.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
-                         f"python -m pipeline.ingest --input <criteo.tsv> --output {config.tfrecord_root}")
+                         f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
     tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_connection_config=metadata))
 

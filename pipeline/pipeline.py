@@ -5,21 +5,22 @@ ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> Example
 Splits: `train` fits, `eval` drives the validation schedule (LR plateau, early stopping,
 best checkpoint), `test` is held out for the Evaluator, as the paper's 7:2:1 Criteo_x1.
 """
+import dataclasses
 import json
 from typing import Any, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from pipeline.configs import PipelineConfig
-from pipeline.splits import SPLITS
-from pipeline import ingest
-from trainer.task import TrainerSettings, validate_settings
+from settings.configs import PipelineConfig, TrainerSettings, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
+from transforms.splits import SPLITS, split_dir_name
 
+# The components name their code by module path (as the TFX templates do): the pipeline never imports it.
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+WEIGHTED_BCE_MODULE = "trainer.metrics"
 EVALUATION_SPLIT = "test"
 
 
@@ -38,7 +39,7 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
             tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
-            tfma.MetricConfig(class_name="WeightedBCE", module="trainer.metrics", config=json.dumps(
+            tfma.MetricConfig(class_name="WeightedBCE", module=WEIGHTED_BCE_MODULE, config=json.dumps(
                 {"name": "weighted_bce", "beta_pos": beta_pos, "from_logits": False})),
             tfma.MetricConfig(class_name="Calibration"),
             tfma.MetricConfig(class_name="MeanLabel"),
@@ -53,15 +54,14 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
 
     `schema_path` is where the curated schema is when the components run (inside the
     image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
-    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid Trainer
-    settings raise ValueError here, before any component runs, whichever runner compiles the DAG.
+    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid settings
+    raise `settings.configs.SettingsError` here, before any component runs, whichever runner compiles it.
     """
-    trainer_settings = TrainerSettings.from_pipeline_config(config)
-    validate_settings(trainer_settings)
+    validate(config)
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=s, pattern=f"{ingest.split_dir_name(s)}/*") for s in SPLITS]))
+            tfx.proto.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = tfx.components.ExampleValidator(
@@ -69,8 +69,7 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"min_category_count": config.transform.min_category_count,
-                       "num_oov_buckets": config.transform.num_oov_buckets},
+        custom_config=dataclasses.asdict(config.transform),
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)))
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -79,7 +78,7 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=trainer_settings.to_custom_config())
+        custom_config=TrainerSettings.from_pipeline_config(config).to_custom_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -5,10 +5,10 @@ import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 
 
-def _latest_artifact(store: mlmd.MetadataStore, type_name: str, pipeline_root: str):
+def _newest_artifact_of_type(store: mlmd.MetadataStore, type_name: str, pipeline_root: str):
     candidates = [a for a in store.get_artifacts_by_type(type_name) if a.uri.startswith(pipeline_root)]
     return max(candidates, key=lambda a: a.id) if candidates else None
 
@@ -23,9 +23,9 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
 def latest_run(config: PipelineConfig) -> Dict[str, Optional[object]]:
     """Metrics, blessing and pushed path of the newest run of `config`'s pipeline."""
     store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
-    evaluation = _latest_artifact(store, "ModelEvaluation", config.pipeline_root)
-    blessing = _latest_artifact(store, "ModelBlessing", config.pipeline_root)
-    pushed = _latest_artifact(store, "PushedModel", config.pipeline_root)
+    evaluation = _newest_artifact_of_type(store, "ModelEvaluation", config.pipeline_root)
+    blessing = _newest_artifact_of_type(store, "ModelBlessing", config.pipeline_root)
+    pushed = _newest_artifact_of_type(store, "PushedModel", config.pipeline_root)
     pushed_path = None
     if pushed is not None and pushed.custom_properties["pushed"].int_value == 1:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value

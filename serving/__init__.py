@@ -1,5 +1,2 @@
-"""Export signatures and serving tools."""
-import os
-
-# TFRS needs Keras 2: select tf-keras before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""Serving: signatures attached at export, the TF Serving REST server and its client."""
+import settings  # noqa: F401  pylint: disable=unused-import  (selects Keras 2 before TensorFlow loads)

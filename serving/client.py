@@ -16,9 +16,8 @@ import sys
 import urllib.parse
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pipeline import ingest
-from serving import signatures
-from transforms import features
+from serving import contract
+from transforms import features, rows
 
 
 class ServingError(RuntimeError):
@@ -68,7 +67,7 @@ class ServingClient:
     def predict_examples(self, serialized: Sequence[bytes]) -> List[float]:
         """Click probabilities of serialized `tf.Example`s (`serving_default`)."""
         instances = [{"b64": base64.b64encode(s).decode("ascii")} for s in serialized]
-        return self.predict({"signature_name": signatures.DEFAULT_SIGNATURE, "instances": instances})["predictions"]
+        return self.predict({"signature_name": contract.DEFAULT_SIGNATURE, "instances": instances})["predictions"]
 
     def predict_rows(self, rows: Sequence[Dict[str, Any]], explicit_missing: bool = False) -> List[float]:
         """Click probabilities of raw feature rows (`serving_raw`); missing features may be left out.
@@ -78,19 +77,20 @@ class ServingClient:
         if explicit_missing:
             rows = [{**{k: float("nan") for k in features.NUMERIC_FEATURES},
                      **{k: "" for k in features.CATEGORICAL_FEATURES}, **row} for row in rows]
-        return self.predict({"signature_name": signatures.RAW_SIGNATURE, "instances": list(rows)})["predictions"]
+        return self.predict({"signature_name": contract.RAW_SIGNATURE, "instances": list(rows)})["predictions"]
 
 
 def read_text_rows(path: str, input_format: str) -> Iterator[Tuple[int, Optional[Tuple[int, Dict[str, Any]]], str]]:
     """(line number, (label, row) or None, reason) for every data line of a Criteo TSV/CSV file."""
-    delimiter = "\t" if input_format == "tsv" else ","
+    delimiter = rows.delimiter(input_format)
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if number == 1 and input_format == "csv":
-                continue  # header
+                rows.check_csv_header(path, line)
+                continue
             try:
-                yield number, ingest.parse_row(line.rstrip("\n"), delimiter), ""
-            except ingest.RowError as error:
+                yield number, rows.parse_row(line.rstrip("\n"), delimiter), ""
+            except rows.RowError as error:
                 yield number, None, str(error)
 
 
@@ -141,7 +141,7 @@ def score(client: ServingClient, args: argparse.Namespace, out) -> Dict[str, int
                     print(f"[client] line {number} skipped: {reason}", file=sys.stderr)
                     continue
                 label, row = parsed
-                yield number, label, (row if args.signature == "raw" else ingest.to_example(label, row))
+                yield number, label, (row if args.signature == "raw" else rows.to_example(label, row))
         items = parsed_rows()
     for item in items:
         batch.append(item)

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from absl import logging
 import tensorflow as tf
 
-from serving import rest_codec, signatures
+from serving import contract, rest_codec
 
 
 @dataclasses.dataclass
@@ -42,9 +42,9 @@ class Servable:
 
     def missing_values(self, signature_name: str) -> Dict[str, Any]:
         """Inputs a client may omit, and the value they then take (the raw-columns signature's)."""
-        if signature_name != signatures.RAW_SIGNATURE:
+        if signature_name != contract.RAW_SIGNATURE:
             return {}
-        return {name: (signatures.CATEGORICAL_MISSING if spec.dtype == tf.string else signatures.NUMERIC_MISSING)
+        return {name: (contract.CATEGORICAL_MISSING if spec.dtype == tf.string else contract.NUMERIC_MISSING)
                 for name, spec in self.inputs(signature_name).items()}
 
 

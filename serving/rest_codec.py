@@ -13,8 +13,9 @@ Every problem raises `RequestError` naming it.
 """
 import base64
 import binascii
+import json
 import math
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +28,44 @@ class RequestError(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+def parse_version(text: Optional[str]) -> Optional[int]:
+    """The `versions/{v}` path segment as a version number (None when the path has none)."""
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise RequestError(f"version must be a positive integer, got {text!r}")
+    return int(text)
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused with 413 past `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"request body of {declared} bytes exceeds this server's limit of "
+                           f"{limit} bytes (--max_request_bytes)", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"request body exceeds this server's limit of {limit} bytes (--max_request_bytes)", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_predict_request(body: bytes, signature_names: Collection[str], default_signature: str,
+                          model_name: str) -> Tuple[Any, str]:
+    """(the JSON request, the signature it names) for a predict body."""
+    try:
+        request = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(f"malformed JSON request: {error}") from None
+    signature_name = (request.get("signature_name") if isinstance(request, dict) else None) or default_signature
+    if signature_name not in signature_names:
+        raise RequestError(f"serving signature name {signature_name!r} not found in the signature "
+                           f"defs of model {model_name!r}; available: {sorted(signature_names)}")
+    return request, signature_name
 
 
 def _convert(value: Any, name: str, spec: tf.TensorSpec, where: str) -> Any:

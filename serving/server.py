@@ -13,110 +13,119 @@ under each base path is served; new versions pushed there are picked up every
 """
 import argparse
 import contextlib
-import json
 import os
 import re
 import threading
-from typing import Dict, Optional
+from typing import Awaitable, Callable, Dict, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from starlette.applications import Starlette  # pylint: disable=g-import-not-at-top
 from starlette.concurrency import run_in_threadpool  # pylint: disable=g-import-not-at-top
+from starlette.convertors import Convertor, register_url_convertor  # pylint: disable=g-import-not-at-top
+from starlette.exceptions import HTTPException  # pylint: disable=g-import-not-at-top
 from starlette.requests import Request  # pylint: disable=g-import-not-at-top
 from starlette.responses import JSONResponse  # pylint: disable=g-import-not-at-top
 from starlette.routing import Route  # pylint: disable=g-import-not-at-top
 import uvicorn  # pylint: disable=g-import-not-at-top
 
-from serving import rest_codec, signatures  # pylint: disable=g-import-not-at-top
+from serving import contract, rest_codec  # pylint: disable=g-import-not-at-top
 from serving.model_store import ModelStore  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 10_000
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
-                   r"(?P<labels>/labels/[^/:]+)?(?P<suffix>:[a-z]+|/metadata)?$")
 
 
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class _PathSegment(Convertor):
+    """A model name or version: one path segment without ':' (which starts a method, as in `:predict`)."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise rest_codec.RequestError(f"request body of {declared} bytes exceeds this server's limit of "
-                                      f"{limit} bytes (--max_request_bytes)", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise rest_codec.RequestError(f"request body exceeds this server's limit of {limit} bytes "
-                                          "(--max_request_bytes)", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+register_url_convertor("segment", _PathSegment())
+
+
+async def model_status(request: Request, name: str, version: Optional[str] = None) -> Dict:
+    store: ModelStore = request.app.state.store
+    versions = ([store.get(name, rest_codec.parse_version(version)).version] if version is not None
+                else store.loaded_versions(name))
+    if not versions:
+        store.get(name)  # raises the not-found error naming the base path
+    return {"model_version_status": [{"version": str(v), "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}} for v in versions]}
+
+
+async def model_metadata(request: Request, name: str, version: Optional[str] = None) -> Dict:
+    servable = request.app.state.store.get(name, rest_codec.parse_version(version))
+    defs = {sig: servable.signature_def(sig) for sig in servable.signatures}
+    return {"model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+            "metadata": {"signature_def": {"signature_def": defs}}}
+
+
+async def predict(request: Request, name: str, version: Optional[str] = None) -> Dict:
+    state = request.app.state
+    body = await rest_codec.read_body(request, state.max_request_bytes)
+    servable = state.store.get(name, rest_codec.parse_version(version))
+
+    def run() -> Dict:  # decoding and the model call run off the event loop
+        parsed, signature_name = rest_codec.parse_predict_request(body, servable.signatures,
+                                                                  contract.DEFAULT_SIGNATURE, name)
+        tensors, row_format = rest_codec.decode(parsed, servable.inputs(signature_name),
+                                                servable.missing_values(signature_name), state.max_batch_size)
+        return rest_codec.encode(servable.signatures[signature_name](**tensors), row_format)
+
+    return await run_in_threadpool(run)
+
+
+MODEL, VERSION = "/v1/models/{name:segment}", "/v1/models/{name:segment}/versions/{version:segment}"
+# TF Serving's REST API (https://www.tensorflow.org/tfx/serving/api_rest): method, path, handler.
+ROUTES = [
+    ("GET", MODEL, model_status),
+    ("GET", VERSION, model_status),
+    ("GET", MODEL + "/metadata", model_metadata),
+    ("GET", VERSION + "/metadata", model_metadata),
+    ("POST", MODEL + ":predict", predict),
+    ("POST", VERSION + ":predict", predict),
+]
+
+
+def _json_endpoint(handler: Callable[..., Awaitable[Dict]]) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(await handler(request, **request.path_params))
+    return endpoint
+
+
+_UNSERVED_METHOD = re.compile(r":(classify|regress)$")
+
+
+async def _request_error(_: Request, error: rest_codec.RequestError) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=error.status)
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """404 and 405 from the router, as TF Serving's JSON errors naming what the server expects."""
+    path = request.url.path
+    if error.status_code == 405:
+        message = f"{path} takes {error.headers.get('Allow', '')}"
+    elif _UNSERVED_METHOD.search(path):
+        message = (f"{_UNSERVED_METHOD.search(path).group(1)} is not served: this model's signatures are predict "
+                   "signatures; use :predict")
+        return JSONResponse({"error": message}, status_code=400)
+    else:
+        message = (f"unknown path {path}; expected /v1/models/NAME[/versions/N][:predict|/metadata]"
+                   + (" (version labels are not configured on this server)" if "/labels/" in path else ""))
+    return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
 
 def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, poll_seconds: float = 0.0) -> Starlette:
     """The ASGI app over `store` (already refreshed); polls the base paths when `poll_seconds` > 0."""
-
-    def status(name: str, version: Optional[int]) -> Dict:
-        versions = [store.get(name, version).version] if version is not None else store.loaded_versions(name)
-        if not versions:
-            store.get(name)  # raises the not-found error naming the base path
-        return {"model_version_status": [{"version": str(v), "state": "AVAILABLE",
-                                          "status": {"error_code": "OK", "error_message": ""}} for v in versions]}
-
-    def metadata(name: str, version: Optional[int]) -> Dict:
-        servable = store.get(name, version)
-        defs = {sig: servable.signature_def(sig) for sig in servable.signatures}
-        return {"model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
-                "metadata": {"signature_def": {"signature_def": defs}}}
-
-    def predict(name: str, version: Optional[int], body: bytes) -> Dict:
-        servable = store.get(name, version)
-        try:
-            request = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise rest_codec.RequestError(f"malformed JSON request: {error}") from None
-        signature_name = (request.get("signature_name") if isinstance(request, dict) else None) or \
-            signatures.DEFAULT_SIGNATURE
-        if signature_name not in servable.signatures:
-            raise rest_codec.RequestError(f"serving signature name {signature_name!r} not found in the signature "
-                                          f"defs of model {name!r}; available: {sorted(servable.signatures)}")
-        tensors, row_format = rest_codec.decode(request, servable.inputs(signature_name),
-                                                servable.missing_values(signature_name), max_batch_size)
-        return rest_codec.encode(servable.signatures[signature_name](**tensors), row_format)
-
-    async def handle(request: Request) -> JSONResponse:
-        match = _PATH.match(request.url.path)
-        try:
-            if not match or match["labels"]:
-                raise rest_codec.RequestError(
-                    f"unknown path {request.url.path}; expected /v1/models/NAME[/versions/N][:predict|/metadata]"
-                    + (" (version labels are not configured on this server)" if match else ""), 404)
-            name, suffix = match["name"], match["suffix"]
-            version = None
-            if match["version"] is not None:
-                if not match["version"].isdigit():
-                    raise rest_codec.RequestError(f"version must be a positive integer, got {match['version']!r}")
-                version = int(match["version"])
-            if suffix == ":predict":
-                if request.method != "POST":
-                    raise rest_codec.RequestError(":predict takes POST", 405)
-                body = await _read_body(request, max_request_bytes)
-                return JSONResponse(await run_in_threadpool(predict, name, version, body))
-            if suffix in (":classify", ":regress"):
-                raise rest_codec.RequestError(f"{suffix[1:]} is not served: this model's signatures are predict "
-                                              "signatures; use :predict")
-            if suffix not in (None, "/metadata"):
-                raise rest_codec.RequestError(f"unknown method {suffix}; expected :predict", 404)
-            if request.method != "GET":
-                raise rest_codec.RequestError("model status and metadata take GET", 405)
-            return JSONResponse(status(name, version) if suffix is None else metadata(name, version))
-        except rest_codec.RequestError as error:
-            return _error(str(error), error.status)
-
     stop = threading.Event()
 
     def poll() -> None:
@@ -130,8 +139,11 @@ def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_B
         yield
         stop.set()
 
-    return Starlette(routes=[Route("/v1/models/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])],
-                     lifespan=lifespan)
+    routes = [Route(path, _json_endpoint(handler), methods=[method]) for method, path, handler in ROUTES]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={rest_codec.RequestError: _request_error, HTTPException: _http_error})
+    app.state.store, app.state.max_request_bytes, app.state.max_batch_size = store, max_request_bytes, max_batch_size
+    return app
 
 
 def parse_models(args: argparse.Namespace) -> Dict[str, str]:

@@ -14,12 +14,9 @@ from typing import Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from serving.contract import (CATEGORICAL_MISSING, DEFAULT_SIGNATURE, EXAMPLES_INPUT, PROBABILITY_KEY,
+                              RAW_SIGNATURE)
 from transforms import features
-
-PROBABILITY_KEY = "probabilities"
-EXAMPLES_INPUT = "examples"
-DEFAULT_SIGNATURE, RAW_SIGNATURE = "serving_default", "serving_raw"
-NUMERIC_MISSING, CATEGORICAL_MISSING = float("nan"), b""
 
 
 def _as_optional_feature(values: tf.Tensor, present: tf.Tensor) -> tf.SparseTensor:

@@ -1,12 +1,12 @@
-"""Shared test setup: Keras 2 for TFRS, the project root importable, small data fixtures."""
+"""Shared test setup: the project root importable (its `settings` selects Keras 2), small data fixtures."""
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import settings  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TensorFlow loads)
 import subprocess  # pylint: disable=g-import-not-at-top
 
 import pytest  # pylint: disable=g-import-not-at-top
@@ -18,7 +18,7 @@ REAL_SAMPLE = os.path.join(DATA_DIR, "criteo_sample_deepctr.csv")
 @pytest.fixture(scope="session")
 def generated_tsv(tmp_path_factory):
     """500 generated Criteo rows and the generator's report."""
-    from pipeline import generate
+    from ingestion import generate
 
     path = str(tmp_path_factory.mktemp("gen") / "criteo.tsv")
     report = generate.generate(path, 500, ctr=0.256, seed=3)
@@ -30,8 +30,7 @@ SMALL_MODEL = ["--dnn-units", "32,32", "--embedding-dim", "4", "--epochs", "3", 
 
 
 def project_env(**extra):
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(extra)
     return env
 
@@ -50,8 +49,8 @@ def demo_run(tmp_path_factory):
 def exported_by_loss(demo_run, tmp_path_factory):
     """{run: SavedModel path}: one model per loss, plus BCE with negative sampling (r = 0.5),
     each trained by run_fn for 3 steps on the demo pipeline's Transform output."""
-    from pipeline import configs
-    from trainer import losses, standalone, task
+    from settings import configs
+    from trainer import losses, outside_pipeline
 
     runs = {name: {"name": name} for name in losses.LOSSES}
     runs["negative_sampling"] = {"name": "bce", "negative_sampling_rate": 0.5}
@@ -59,10 +58,10 @@ def exported_by_loss(demo_run, tmp_path_factory):
     pipeline_root = configs.PipelineConfig(output_root=output_root).pipeline_root
     models = {}
     for run, loss_overrides in runs.items():
-        settings = task.TrainerSettings(
+        settings = configs.TrainerSettings(
             model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
             loss=configs.LossConfig(alpha=0.7, beta_pos=0.1, **loss_overrides),
             train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2),
             transform=configs.TransformConfig())
-        models[run] = standalone.train_and_export(pipeline_root, settings, str(tmp_path_factory.mktemp(run)))
+        models[run] = outside_pipeline.train_and_export(pipeline_root, settings, str(tmp_path_factory.mktemp(run)))
     return models

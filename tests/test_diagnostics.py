@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.configs import ModelConfig
+from settings.configs import ModelConfig
 from tests.test_model import VOCAB, _batch
 from trainer import diagnostics, losses, model as model_lib
-from trainer.objective import TrainingModel
+from trainer.training_model import TrainingModel
 
 CONFIG = ModelConfig(dnn_units=(16, 8), embedding_dim=4, num_cross_layers=2, dropout=0.0)
 

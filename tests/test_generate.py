@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from pipeline import generate, splits
+from ingestion import generate
+from transforms import splits
 from transforms import features
 
 
@@ -70,18 +71,17 @@ def test_bayes_metrics_are_those_of_the_true_probabilities(generated_tsv):
         assert 0.2 < split["bayes_logloss"] < 0.6
 
 
-def test_roc_auc_matches_pair_counting():
+def test_bayes_metrics_match_pair_counting_and_the_logloss_closed_form():
     rng = np.random.default_rng(0)
-    labels = rng.random(60) < 0.3
-    scores = np.round(rng.random(60), 1)  # ties on purpose
-    pos, neg = scores[labels], scores[~labels]
+    labels = (rng.random(60) < 0.3).astype(int)
+    scores = np.round(rng.random(60), 1).clip(0.05, 0.95)  # ties on purpose
+    pos, neg = scores[labels == 1], scores[labels == 0]
     pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(pos, neg)]
-    assert generate.roc_auc(labels, scores) == pytest.approx(np.mean(pairs))
-
-
-def test_logloss_closed_form():
-    assert generate.logloss(np.array([1, 0]), np.array([0.8, 0.4])) == pytest.approx(
-        -(np.log(0.8) + np.log(0.6)) / 2)
+    logloss = -np.mean(labels * np.log(scores) + (1 - labels) * np.log(1 - scores))
+    metrics = generate.bayes_metrics(labels, scores)
+    assert metrics["bayes_auc"] == pytest.approx(np.mean(pairs))
+    assert metrics["bayes_logloss"] == pytest.approx(logloss, rel=1e-6)
+    assert np.isnan(generate.bayes_metrics(np.zeros(5, int), np.full(5, 0.2))["bayes_auc"])  # one class: no AUC
 
 
 def test_bad_arguments_are_named(tmp_path):

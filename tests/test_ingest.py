@@ -8,8 +8,8 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from pipeline import ingest, splits
-from transforms import features
+from ingestion import convert
+from transforms import features, rows, splits
 from tests.conftest import REAL_SAMPLE
 
 GOOD = "\t".join(["1", "5", "", "0"] + ["7"] * 10 + ["68fd1e64"] * 25 + [""])
@@ -23,31 +23,31 @@ BAD_ROWS = {  # text -> reason fragment
 
 
 def _examples(output_dir, split):
-    files = glob.glob(os.path.join(output_dir, ingest.split_dir_name(split), "*.tfrecord.gz"))
+    files = glob.glob(os.path.join(output_dir, splits.split_dir_name(split), "*.tfrecord.gz"))
     return [tf.train.Example.FromString(r.numpy())
             for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
 def _dead_letters(output_dir):
-    rows = []
-    for path in glob.glob(os.path.join(output_dir, ingest.DEAD_LETTER_DIR, "*")):
+    letters = []
+    for path in glob.glob(os.path.join(output_dir, convert.DEAD_LETTER_DIR, "*")):
         with open(path) as f:
-            rows += [json.loads(line) for line in f]
-    return rows
+            letters += [json.loads(line) for line in f]
+    return letters
 
 
 def test_parse_row_keeps_missing_features_out():
-    label, row = ingest.parse_row(GOOD, "\t")
+    label, row = rows.parse_row(GOOD, "\t")
     assert label == 1
     assert row["I1"] == 5 and row["I3"] == 0 and "I2" not in row
     assert row["C1"] == "68fd1e64" and "C26" not in row
-    assert ingest.parse_row(GOOD.replace("\t5\t", "\t260.0\t", 1), "\t")[1]["I1"] == 260
+    assert rows.parse_row(GOOD.replace("\t5\t", "\t260.0\t", 1), "\t")[1]["I1"] == 260
 
 
 @pytest.mark.parametrize("text,reason", list(BAD_ROWS.items()))
 def test_parse_row_names_what_is_wrong(text, reason):
-    with pytest.raises(ingest.RowError, match=reason.replace("(", r"\(")):
-        ingest.parse_row(text, "\t")
+    with pytest.raises(rows.RowError, match=reason.replace("(", r"\(")):
+        rows.parse_row(text, "\t")
 
 
 def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, generated_tsv):
@@ -63,7 +63,7 @@ def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, g
         f.write(b"0\t\xff\xfe\n")
 
     out = str(tmp_path / "out")
-    counts = ingest.run([str(path), str(tmp_path / "raw.tsv")], out)
+    counts = convert.run([str(path), str(tmp_path / "raw.tsv")], out)
 
     dead = _dead_letters(out)
     assert len(dead) == len(bad_lines) + 1
@@ -80,14 +80,14 @@ def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, g
     for split, row in table.items():
         assert row["read"] == row["written"] + row["rejected"]
         assert len(_examples(out, split)) == row["written"]
-    assert ingest.read_counts(out) == counts
+    assert convert.read_counts(out) == counts
 
 
 def test_examples_carry_typed_features_absent_when_missing(tmp_path):
     path = tmp_path / "one.tsv"
     path.write_text(GOOD + "\n")
     out = str(tmp_path / "out")
-    ingest.run([str(path)], out)
+    convert.run([str(path)], out)
     (example,) = _examples(out, splits.split_of(1))
     fmap = example.features.feature
     assert fmap["label"].int64_list.value == [1]
@@ -97,7 +97,7 @@ def test_examples_carry_typed_features_absent_when_missing(tmp_path):
 
 def test_real_criteo_csv_sample_converts_without_loss(tmp_path):
     out = str(tmp_path / "out")
-    counts = ingest.run([REAL_SAMPLE], out, input_format="csv")
+    counts = convert.run([REAL_SAMPLE], out, input_format="csv")
     table = counts["splits"]
     assert sum(r["written"] for r in table.values()) == 200
     assert sum(r["rejected"] for r in table.values()) == 0
@@ -111,9 +111,9 @@ def test_csv_without_the_header_is_refused(tmp_path):
     with open(REAL_SAMPLE) as f:
         path.write_text("".join(f.readlines()[1:]))
     with pytest.raises(Exception, match="header row"):
-        ingest.run([str(path)], str(tmp_path / "out"), input_format="csv")
+        convert.run([str(path)], str(tmp_path / "out"), input_format="csv")
 
 
 def test_missing_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
-        ingest.run([str(tmp_path / "nothing_here*.tsv")], str(tmp_path / "out"))
+        convert.run([str(tmp_path / "nothing_here*.tsv")], str(tmp_path / "out"))

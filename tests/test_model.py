@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.configs import ModelConfig
+from settings.configs import ModelConfig
 from trainer import model as model_lib
 from transforms import features
 

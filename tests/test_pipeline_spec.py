@@ -7,9 +7,9 @@ import sys
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import configs, pipeline as pipeline_lib
-from tests.conftest import ROOT
-from trainer.task import TrainerSettings
+from pipeline import pipeline as pipeline_lib
+from settings import configs, flags
+from tests.conftest import ROOT, project_env
 
 
 def test_dag_has_every_component_in_order():
@@ -35,16 +35,14 @@ def test_trainer_settings_survive_custom_config_json():
     config = configs.PipelineConfig()
     config.model.dnn_units = (64, 32)
     config.loss.name, config.loss.alpha = "combined_pair", 0.3
-    settings = TrainerSettings.from_pipeline_config(config)
-    assert TrainerSettings.from_custom_config(json.loads(json.dumps(settings.to_custom_config()))) == settings
+    settings = configs.TrainerSettings.from_pipeline_config(config)
+    assert configs.TrainerSettings.from_custom_config(json.loads(json.dumps(settings.to_custom_config()))) == settings
 
 
 def test_flags_override_defaults():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    configs.add_flags(parser)
-    config = configs.from_flags(parser.parse_args(["--rows", "10", "--dnn-units", "8,4", "--beta-pos", "0.1"]))
+    parser = flags.StrictParser()
+    flags.add_flags(parser)
+    config, _ = flags.parse(parser, ["--rows", "10", "--dnn-units", "8,4", "--beta-pos", "0.1"])
     assert (config.data.num_rows, config.model.dnn_units, config.loss.beta_pos) == (10, (8, 4), 0.1)
     assert config.train.batch_size == 4096
 
@@ -54,7 +52,7 @@ def test_compiles_for_kubeflow_v2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
                            "--output-root", "gs://bucket/rankloss", "--output", out, "--loss", "bce"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT))
+                          env=project_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out) as f:
         job = json.load(f)

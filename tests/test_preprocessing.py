@@ -9,7 +9,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
-from pipeline import ingest
+from transforms import rows
 from transforms import features, preprocessing, schema
 from tests.conftest import REAL_SAMPLE
 
@@ -85,7 +85,7 @@ def test_unseen_category_and_missing_features_at_serving_time(analyzed):
 def test_real_criteo_sample_through_converter_parsing_and_transform(tmp_path):
     with open(REAL_SAMPLE) as f:
         lines = f.read().splitlines()[1:]
-    instances = [_instance(*ingest.parse_row(line, ",")) for line in lines]
+    instances = [_instance(*rows.parse_row(line, ",")) for line in lines]
     transformed, _ = _analyze_and_transform(instances, tmp_path)
     assert len(transformed) == 200
     assert sum(t[features.LABEL_KEY] for t in transformed) == 49

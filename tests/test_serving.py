@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import configs, ingest
-from serving import signatures
+from settings import configs
+from transforms import rows
+from serving import contract
 from serving.client import ServingClient
 from tests.conftest import ROOT, project_env
 from transforms import features
@@ -76,8 +77,8 @@ def _http(url, method="GET", body=None):
         return error.code, json.loads(error.read())
 
 
-def _examples(rows):
-    return [ingest.to_example(0, row) for row in rows]
+def _examples(raw_rows):
+    return [rows.to_example(0, row) for row in raw_rows]
 
 
 def _in_process(base_path, signature, **inputs):
@@ -92,23 +93,23 @@ def test_status_and_metadata(server):
     assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
     status, meta = _http(f"{url}/v1/models/rankloss/metadata")
     defs = meta["metadata"]["signature_def"]["signature_def"]
-    assert status == 200 and set(defs) == {signatures.DEFAULT_SIGNATURE, signatures.RAW_SIGNATURE}
-    assert defs[signatures.DEFAULT_SIGNATURE]["inputs"]["examples"]["dtype"] == "DT_STRING"
-    assert defs[signatures.RAW_SIGNATURE]["inputs"]["I1"]["dtype"] == "DT_DOUBLE"
-    assert set(defs[signatures.RAW_SIGNATURE]["inputs"]) == set(features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES)
+    assert status == 200 and set(defs) == {contract.DEFAULT_SIGNATURE, contract.RAW_SIGNATURE}
+    assert defs[contract.DEFAULT_SIGNATURE]["inputs"]["examples"]["dtype"] == "DT_STRING"
+    assert defs[contract.RAW_SIGNATURE]["inputs"]["I1"]["dtype"] == "DT_DOUBLE"
+    assert set(defs[contract.RAW_SIGNATURE]["inputs"]) == set(features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES)
 
 
 def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
     url, models = server
     client = ServingClient(url, "rankloss")
     serialized = _examples(ROWS)
-    expected = _in_process(models["rankloss"], signatures.DEFAULT_SIGNATURE, examples=tf.constant(serialized))
+    expected = _in_process(models["rankloss"], contract.DEFAULT_SIGNATURE, examples=tf.constant(serialized))
     assert np.all((expected > 0) & (expected < 1))
     np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)
     np.testing.assert_allclose(client.predict_rows(ROWS), expected, rtol=1e-6)          # missing keys omitted
     np.testing.assert_allclose(client.predict_rows(ROWS, explicit_missing=True), expected, rtol=1e-6)
     columnar = {k: [row.get(k) for row in ROWS] for k in features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES}
-    outputs = client.predict({"signature_name": signatures.RAW_SIGNATURE, "inputs": columnar})["outputs"]
+    outputs = client.predict({"signature_name": contract.RAW_SIGNATURE, "inputs": columnar})["outputs"]
     np.testing.assert_allclose(outputs, expected, rtol=1e-6)
     version = client.status()["model_version_status"][0]["version"]
     versioned = ServingClient(url, "rankloss", version=int(version))

@@ -1,7 +1,7 @@
 """The deterministic 7:2:1 split."""
 import numpy as np
 
-from pipeline import splits
+from transforms import splits
 
 
 def test_split_is_deterministic_and_7_2_1():

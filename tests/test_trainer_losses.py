@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import signatures
-from serving.graph import signature_fingerprint
+from serving import contract
+from serving.fingerprint import signature_fingerprint
 
 def test_every_loss_trains_and_exports_a_working_model(exported_by_loss):
     example = tf.train.Example()
@@ -16,10 +16,10 @@ def test_every_loss_trains_and_exports_a_working_model(exported_by_loss):
         assert probability.shape == (1,) and 0.0 < probability[0] < 1.0, run
 
 
-@pytest.mark.parametrize("signature", [signatures.DEFAULT_SIGNATURE, signatures.RAW_SIGNATURE])
+@pytest.mark.parametrize("signature", [contract.DEFAULT_SIGNATURE, contract.RAW_SIGNATURE])
 def test_serving_signature_is_identical_whatever_the_loss(exported_by_loss, signature):
     reference = signature_fingerprint(exported_by_loss["bce"], signature)
-    if signature == signatures.DEFAULT_SIGNATURE:
+    if signature == contract.DEFAULT_SIGNATURE:
         assert reference["inputs"] == {"examples": (tf.string.as_datatype_enum, (-1,))}
     else:
         assert len(reference["inputs"]) == 39

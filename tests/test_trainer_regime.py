@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import configs
+from settings import configs
 from tests.test_schedule import _EpochRecorder, _Interrupt
-from trainer import standalone, task
+from trainer import outside_pipeline, schedule
 
 
 def _settings(seed=2024, epochs=2):
-    return task.TrainerSettings(
+    return configs.TrainerSettings(
         model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
         loss=configs.LossConfig(name="combined_pair"),
         train=configs.TrainConfig(batch_size=256, epochs=epochs, steps_per_epoch=3, eval_steps=2, seed=seed,
@@ -29,7 +29,7 @@ def pipeline_root(demo_run):
 
 
 def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(pipeline_root, tmp_path):
-    first, again, other = (_variables(standalone.train_and_export(pipeline_root, _settings(seed), str(tmp_path / n)))
+    first, again, other = (_variables(outside_pipeline.train_and_export(pipeline_root, _settings(seed), str(tmp_path / n)))
                            for n, seed in (("a", 7), ("b", 7), ("c", 8)))
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
@@ -37,16 +37,16 @@ def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(pipeline_root
 
 def test_an_interrupted_trainer_resumes_from_its_last_epoch(pipeline_root, tmp_path, monkeypatch):
     settings, work = _settings(epochs=3), str(tmp_path / "trainer")
-    original = task.callbacks
-    monkeypatch.setattr(task, "callbacks", lambda *a: original(*a) + [_Interrupt(after_epoch=1)])
+    original = schedule.callbacks
+    monkeypatch.setattr(schedule, "callbacks", lambda *a: original(*a) + [_Interrupt(after_epoch=1)])
     with pytest.raises(KeyboardInterrupt):
-        standalone.train_and_export(pipeline_root, settings, work)
+        outside_pipeline.train_and_export(pipeline_root, settings, work)
     resume_root = os.path.join(work, "resume")
     assert len(os.listdir(resume_root)) == 1          # the backup of the interrupted run
 
     recorder = _EpochRecorder()
-    monkeypatch.setattr(task, "callbacks", lambda *a: original(*a) + [recorder])
-    export = standalone.train_and_export(pipeline_root, settings, work)
+    monkeypatch.setattr(schedule, "callbacks", lambda *a: original(*a) + [recorder])
+    export = outside_pipeline.train_and_export(pipeline_root, settings, work)
     assert recorder.epochs == [1, 2]                   # epoch 1 was not trained again
     assert os.listdir(resume_root) == []               # a finished run leaves nothing to resume
     assert len(_variables(export)) > 0

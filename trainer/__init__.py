@@ -1,5 +1,2 @@
-"""DCN V2 trainer: model, input pipeline, losses and `run_fn`."""
-import os
-
-# TFRS needs Keras 2: select tf-keras before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""The Trainer: DCN V2, the loss family, input pipeline, validation schedule and `run_fn`."""
+import settings  # noqa: F401  pylint: disable=unused-import  (selects Keras 2 before TensorFlow loads)

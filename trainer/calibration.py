@@ -1,43 +1,36 @@
 """Isotonic calibration (paper §4.5.2: negative sampling is reported after isotonic regression).
 
-`fit_isotonic` runs pool-adjacent-violators on (prediction, label) pairs of the eval split and
-returns a fixed number of knots; `PiecewiseLinearCalibration` applies them inside the serving
-graph. Every exported model carries this layer (identity knots when no calibration is fitted),
-so the serving graph is identical whether or not a model was calibrated.
+`fit_isotonic` fits scikit-learn's isotonic regression on (prediction, label) pairs of the eval split
+and keeps a fixed number of its knots; `PiecewiseLinearCalibration` applies them inside the serving
+graph. Every exported model carries this layer (identity knots when no calibration is fitted), so the
+serving graph is identical whether or not a model was calibrated.
 """
 from typing import Tuple
 
 import numpy as np
+from sklearn.isotonic import IsotonicRegression
 import tensorflow as tf
 
 NUM_KNOTS = 256
 
 
-def pool_adjacent_violators(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Non-decreasing least-squares fit of `y` (already sorted by the predictor)."""
-    means, sizes, counts = [], [], []
-    for value, weight in zip(y.astype(float), weights.astype(float)):
-        means.append(value)
-        sizes.append(weight)
-        counts.append(1)
-        while len(means) > 1 and means[-2] > means[-1]:
-            total = sizes[-2] + sizes[-1]
-            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / total
-            sizes[-2], counts[-2] = total, counts[-2] + counts[-1]
-            means.pop(), sizes.pop(), counts.pop()
-    return np.repeat(means, counts)
-
-
 def fit_isotonic(predictions: np.ndarray, labels: np.ndarray,
                  num_knots: int = NUM_KNOTS) -> Tuple[np.ndarray, np.ndarray]:
     """Knots (x, y) of the isotonic map from predicted to observed click rate, at prediction quantiles."""
-    order = np.argsort(predictions, kind="mergesort")
-    x_sorted, fitted = predictions[order], pool_adjacent_violators(labels[order], np.ones(len(order)))
-    positions = np.linspace(0, len(order) - 1, num_knots).round().astype(int)
-    x_knots = x_sorted[positions].astype(np.float32)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(predictions, labels)
+    x_knots = np.quantile(predictions, np.linspace(0.0, 1.0, num_knots), method="nearest").astype(np.float32)
+    y_knots = np.maximum.accumulate(fitted.predict(x_knots)).astype(np.float32)
     x_knots[0], x_knots[-1] = 0.0, 1.0          # cover the whole probability range
-    y_knots = np.maximum.accumulate(fitted[positions]).astype(np.float32)
     return x_knots, np.clip(y_knots, 1e-6, 1.0 - 1e-6)
+
+
+def fit_calibration(ctr_model: tf.keras.Model, eval_ds: tf.data.Dataset) -> None:
+    """Fits the isotonic map of σ(logit) on `eval_ds` into `ctr_model`'s calibration layer."""
+    predictions, labels = [], []
+    for batch_features, batch_labels in eval_ds:
+        predictions.append(tf.sigmoid(ctr_model(batch_features)).numpy().ravel())
+        labels.append(batch_labels.numpy().ravel())
+    ctr_model.calibration.set_knots(*fit_isotonic(np.concatenate(predictions), np.concatenate(labels)))
 
 
 class PiecewiseLinearCalibration(tf.keras.layers.Layer):

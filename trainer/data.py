@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from settings.configs import TrainerSettings
 from transforms import features
 
 
@@ -31,6 +32,21 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
         lambda serialized: split_label(tf.io.parse_example(serialized, feature_spec)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def train_and_eval_datasets(train_files: List[str], eval_files: List[str],
+                            feature_spec: Dict[str, tf.io.FixedLenFeature],
+                            settings: TrainerSettings) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The shuffled train split (negatives sampled at `negative_sampling_rate`, repeated when epochs are
+    counted in steps) and the eval split in order."""
+    train, loss = settings.train, settings.loss
+    train_ds = make_dataset(train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed,
+                            cache=train.cache_dataset)
+    if loss.negative_sampling_rate < 1.0:
+        train_ds = train_ds.map(negative_sampler(loss.negative_sampling_rate, train.seed))
+    if train.steps_per_epoch:
+        train_ds = train_ds.repeat()
+    return train_ds, make_dataset(eval_files, feature_spec, train.batch_size, cache=train.cache_dataset)
 
 
 def _in_memory_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,

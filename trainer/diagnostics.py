@@ -17,7 +17,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from trainer.objective import TrainingModel
+from trainer.training_model import TrainingModel
 
 GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_dnn", "grad_norm_cross")
 BATCH_CSV, WINDOW_CSV = "gradient_norms.csv", "gradient_norms_window.csv"

@@ -6,7 +6,7 @@ y ∈ {0, 1} of shape [B] or [B, 1], and optional sample weights. β_pos (`beta_
 positives' pointwise terms to simulate sparse feedback (Eq. 15); sums are divided by the batch
 size N, not by the sum of weights (as the authors' code does).
 
-What a loss reads from the model is its `INPUT` (see trainer/objective.py):
+What a loss reads from the model is its `INPUT` (see trainer/training_model.py):
 - `logit`: one click logit z per example, [B] or [B, 1];
 - `two_logits`: JRC's non-click / click logits [B, 2]; the served probability is
   softmax([z0, z1])[1] = σ(z1 - z0);
@@ -15,9 +15,12 @@ What a loss reads from the model is its `INPUT` (see trainer/objective.py):
 A batch with no positives or no negatives makes pairwise and listwise terms 0; every loss
 stays finite for logits of ±1e3, batch size 1 and zero sample weights.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import tensorflow as tf
+
+from settings import configs
+from trainer.ranknet import ranknet
 
 REGISTER_PACKAGE = "rankloss"
 LOGIT, TWO_LOGITS, LOGIT_AND_REPRESENTATION = "logit", "two_logits", "logit_and_representation"
@@ -45,104 +48,6 @@ def _batch_mean(terms: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tens
     return tf.reduce_sum(terms) / tf.maximum(tf.cast(tf.size(terms), tf.float32), 1.0)
 
 
-def _split_by_label(labels: tf.Tensor, values: tf.Tensor,
-                    weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    positive = labels > 0.5
-    return (tf.boolean_mask(values, positive), tf.boolean_mask(values, ~positive),
-            tf.boolean_mask(weights, positive), tf.boolean_mask(weights, ~positive))
-
-
-# Largest logit spread for which exp(z - c) of every logit, c the mid-range, stays within exp(±40):
-# then the pair products exp(z_j - z_i) stay within exp(±80), far from float32 overflow.
-_FACTORISED_SPREAD = 80.0
-# The compiled pair kernel sees N+ and N- padded up to a multiple of this (zero-weight padding),
-# so XLA compiles a handful of shapes instead of one per batch composition.
-_PAIR_BLOCK = 128
-
-
-def _weighted_pair_sums(terms: tf.Tensor, sigma: tf.Tensor, positive_weight: tf.Tensor,
-                        negative_weight: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Σ_ij w_i w_j terms_ij and the per-logit gradients -w_i Σ_j w_j σ_ij, w_j Σ_i w_i σ_ij.
-
-    Row sums fuse with the elementwise pass under XLA; the column sums are one [1, N+] × [N+, N-]
-    product (XLA:CPU's speed for the transposed mat-vec form varies several-fold with N-).
-    """
-    loss = tf.reduce_sum(positive_weight * tf.reduce_sum(terms * negative_weight[tf.newaxis, :], axis=1))
-    grad_positive = -positive_weight * tf.reduce_sum(sigma * negative_weight[tf.newaxis, :], axis=1)
-    grad_negative = negative_weight * tf.matmul(positive_weight[tf.newaxis, :], sigma)[0]
-    return loss, grad_positive, grad_negative
-
-
-@tf.function(jit_compile=True)
-def _factorised_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor, positive_weight: tf.Tensor,
-                          negative_weight: tf.Tensor, center: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Loss and per-logit gradients from a_ij = exp(z_j - z_i) = exp(z_j - c)·exp(c - z_i).
-
-    Two exp per logit instead of two per pair; per pair one multiply, one log1p (softplus(d) =
-    log1p(a)) and one divide (σ(d) = a / (1 + a)). XLA fuses the pass with its reductions, so no
-    N+ × N- intermediate is written to memory.
-    """
-    a = tf.exp(negative_logits - center)[tf.newaxis, :] * tf.exp(center - positive_logits)[:, tf.newaxis]
-    return _weighted_pair_sums(tf.math.log1p(a), a / (1.0 + a), positive_weight, negative_weight)
-
-
-def _stable_pair_sums(positive_logits: tf.Tensor, negative_logits: tf.Tensor, positive_weight: tf.Tensor,
-                      negative_weight: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The same sums with per-pair softplus(d) and σ(d): stable for any spread of the logits."""
-    d = negative_logits[tf.newaxis, :] - positive_logits[:, tf.newaxis]
-    return _weighted_pair_sums(tf.nn.softplus(d), tf.sigmoid(d), positive_weight, negative_weight)
-
-
-def _pad_to_block(values: tf.Tensor, weights: tf.Tensor, fill: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    size = tf.shape(values)[0]
-    padding = [[0, (size + _PAIR_BLOCK - 1) // _PAIR_BLOCK * _PAIR_BLOCK - size]]
-    return tf.pad(values, padding, constant_values=fill), tf.pad(weights, padding)
-
-
-@tf.custom_gradient
-def _pairwise_softplus_sum(positive_logits: tf.Tensor, negative_logits: tf.Tensor,
-                           positive_weight: tf.Tensor, negative_weight: tf.Tensor) -> tf.Tensor:
-    """Σ_ij w_i w_j log(1 + exp(z_j - z_i)) over positives i × negatives j, with its gradient.
-
-    One pass over the N+ × N- pairs gives both the loss terms and the pair gradient σ(z_j - z_i)
-    (Eq. 12), reduced at once to the per-logit gradients ∂/∂z_j = w_j Σ_i w_i σ_ij and
-    ∂/∂z_i = -w_i Σ_j w_j σ_ij. When the logits span at most `_FACTORISED_SPREAD` (always, in
-    practice) the pass is the compiled factorised kernel; otherwise the per-pair stable form.
-    Both are exact in float32.
-    """
-    num_positive, num_negative = tf.shape(positive_logits)[0], tf.shape(negative_logits)[0]
-    logits = tf.concat([positive_logits, negative_logits], axis=0)
-    low, high = tf.reduce_min(logits), tf.reduce_max(logits)
-
-    def factorised():
-        center = (low + high) / 2.0
-        z_pos, w_pos = _pad_to_block(positive_logits, positive_weight, center)
-        z_neg, w_neg = _pad_to_block(negative_logits, negative_weight, center)
-        loss, grad_positive, grad_negative = _factorised_pair_sums(z_pos, z_neg, w_pos, w_neg, center)
-        return loss, grad_positive[:num_positive], grad_negative[:num_negative]
-
-    loss, grad_positive, grad_negative = tf.cond(
-        high - low <= _FACTORISED_SPREAD, factorised,
-        lambda: _stable_pair_sums(positive_logits, negative_logits, positive_weight, negative_weight))
-
-    def grad(upstream):
-        return upstream * grad_positive, upstream * grad_negative, None, None
-
-    return loss, grad
-
-
-def ranknet(labels: tf.Tensor, logits: tf.Tensor, sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """RankNet over all in-batch positive × negative pairs (Eq. 9).
-
-    L = 1/(N+ N-) Σ_i∈P Σ_j∈N log(1 + exp(-(z_i - z_j))); 0 when N+ = 0 or N- = 0.
-    A sample weight w weights each pair by w_i·w_j.
-    """
-    weights = tf.ones_like(logits) if sample_weight is None else _flat(sample_weight)
-    z_pos, z_neg, w_pos, w_neg = _split_by_label(labels, logits, weights)
-    pairs = tf.cast(tf.size(z_pos) * tf.size(z_neg), tf.float32)
-    return _pairwise_softplus_sum(z_pos, z_neg, w_pos, w_neg) / tf.maximum(pairs, 1.0)
-
-
 def list_cross_entropy(labels: tf.Tensor, log_scores: tf.Tensor, beta_pos: float,
                        sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
     """-1/N+ Σ_i∈P log(s_i / Σ_k w_k s_k) with log s given, w_k = β_pos for positives (Eq. 3, 5).
@@ -159,15 +64,22 @@ def list_cross_entropy(labels: tf.Tensor, log_scores: tf.Tensor, beta_pos: float
     return tf.reduce_sum(tf.where(positive, terms, 0.0)) / tf.maximum(num_positive, 1.0)
 
 
-class _RankLoss(tf.keras.losses.Loss):
-    """Base: per-batch losses (no per-example reduction); serializable parameters."""
+class _BatchLoss(tf.keras.losses.Loss):
+    """Base of every loss here: one value per batch (no per-example reduction), serializable parameters.
+
+    Each subclass is the loss `KEY` of `settings.configs.LOSS_PARAMETERS`, which lists its parameters;
+    their defaults are the subclass's `__init__` defaults. Arguments are checked when the loss is built.
+    """
 
     INPUT = LOGIT
-    PARAMETERS: Tuple[str, ...] = ()
+    KEY = ""
 
-    def __init__(self, name: str, **kwargs):
+    def __init__(self, name: str, parameters: Dict[str, float], **kwargs):
         kwargs.pop("reduction", None)  # always per batch; present in configs from get_config
         super().__init__(name=name, reduction=tf.keras.losses.Reduction.NONE, **kwargs)
+        for key, value in parameters.items():
+            configs.check_loss_parameter(key, value)
+            setattr(self, key, value)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         with tf.name_scope(self.name):
@@ -180,7 +92,7 @@ class _RankLoss(tf.keras.losses.Loss):
         raise NotImplementedError
 
     def get_config(self) -> Dict:
-        return {**super().get_config(), **{p: getattr(self, p) for p in self.PARAMETERS}}
+        return {**super().get_config(), **{p: getattr(self, p) for p in configs.LOSS_PARAMETERS[self.KEY]}}
 
 
 def _register(cls):
@@ -188,28 +100,24 @@ def _register(cls):
 
 
 @_register
-class WeightedBinaryCrossentropy(_RankLoss):
+class WeightedBinaryCrossentropy(_BatchLoss):
     """BCE with weight β_pos on positives (Eq. 15; Eq. 1 when β_pos = 1):
     L = -1/N Σ_i [β_pos·y_i·log σ(z_i) + (1 - y_i)·log(1 - σ(z_i))]."""
 
-    PARAMETERS = ("beta_pos",)
+    KEY = "bce"
 
     def __init__(self, beta_pos: float = 1.0, name: str = "bce", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.beta_pos = beta_pos
+        super().__init__(name, {"beta_pos": beta_pos}, **kwargs)
 
     def batch_loss(self, labels, y_pred, sample_weight):
         return _batch_mean(weighted_bce_terms(labels, _flat(y_pred), self.beta_pos), sample_weight)
 
 
-class _Combined(_RankLoss):
+class _Combined(_BatchLoss):
     """α·BCE_β + (1 - α)·ranking term (Eq. 4)."""
 
-    PARAMETERS = ("alpha", "beta_pos")
-
-    def __init__(self, alpha: float, beta_pos: float, name: str, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.alpha, self.beta_pos = alpha, beta_pos
+    alpha: float
+    beta_pos: float
 
     def batch_loss(self, labels, y_pred, sample_weight):
         logits = _flat(y_pred[:, 0] if self.INPUT == LOGIT_AND_REPRESENTATION else y_pred)
@@ -225,8 +133,10 @@ class CombinedPair(_Combined):
     """Combined-Pair: α·BCE_β + (1 - α)·RankNet over the N+·N- in-batch pairs (Eq. 8-9).
     β_pos weights the BCE term only."""
 
+    KEY = "combined_pair"
+
     def __init__(self, alpha: float = 0.7, beta_pos: float = 1.0, name: str = "combined_pair", **kwargs):
-        super().__init__(alpha, beta_pos, name, **kwargs)
+        super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
 
     def ranking_term(self, labels, y_pred, sample_weight):
         return ranknet(labels, _flat(y_pred), sample_weight)
@@ -236,8 +146,10 @@ class CombinedPair(_Combined):
 class CombinedList(_Combined):
     """Combined-List: α·BCE_β + (1 - α)·ListNet (Eq. 3), softmax denominator with β_pos on positives."""
 
+    KEY = "combined_list"
+
     def __init__(self, alpha: float = 0.5, beta_pos: float = 1.0, name: str = "combined_list", **kwargs):
-        super().__init__(alpha, beta_pos, name, **kwargs)
+        super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
 
     def ranking_term(self, labels, y_pred, sample_weight):
         return list_cross_entropy(labels, _flat(y_pred), self.beta_pos, sample_weight)
@@ -247,15 +159,17 @@ class CombinedList(_Combined):
 class RCR(_Combined):
     """RCR: α·BCE_β + (1 - α)·ListCE (Eq. 5), the list cross-entropy with σ(z) in place of exp(z)."""
 
+    KEY = "rcr"
+
     def __init__(self, alpha: float = 0.5, beta_pos: float = 1.0, name: str = "rcr", **kwargs):
-        super().__init__(alpha, beta_pos, name, **kwargs)
+        super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
 
     def ranking_term(self, labels, y_pred, sample_weight):
         return list_cross_entropy(labels, tf.math.log_sigmoid(_flat(y_pred)), self.beta_pos, sample_weight)
 
 
 @_register
-class JRC(_RankLoss):
+class JRC(_BatchLoss):
     """JRC: (1 - w)·L_clf + w·L_rank on two logits [z0, z1] per example, w = `jrc_weight` (Eq. 6-7).
 
     L_clf = -1/N Σ_i β_i log softmax([z_i0, z_i1])[y_i]   (two-way calibration, β_pos on positives)
@@ -264,11 +178,10 @@ class JRC(_RankLoss):
     """
 
     INPUT = TWO_LOGITS
-    PARAMETERS = ("jrc_weight", "beta_pos")
+    KEY = "jrc"
 
     def __init__(self, jrc_weight: float = 0.5, beta_pos: float = 1.0, name: str = "jrc", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.jrc_weight, self.beta_pos = jrc_weight, beta_pos
+        super().__init__(name, {"jrc_weight": jrc_weight, "beta_pos": beta_pos}, **kwargs)
 
     def batch_loss(self, labels, y_pred, sample_weight):
         z = tf.reshape(y_pred, [-1, 2])
@@ -280,14 +193,13 @@ class JRC(_RankLoss):
 
 
 @_register
-class Focal(_RankLoss):
+class Focal(_BatchLoss):
     """Focal loss (Eq. 16): -1/N Σ [β y (1-p)^γ log p + (1-y) p^γ log(1-p)], p = σ(z)."""
 
-    PARAMETERS = ("gamma", "beta_pos")
+    KEY = "focal"
 
     def __init__(self, gamma: float = 2.0, beta_pos: float = 1.0, name: str = "focal", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.gamma, self.beta_pos = gamma, beta_pos
+        super().__init__(name, {"gamma": gamma, "beta_pos": beta_pos}, **kwargs)
 
     def negative_weights(self, labels: tf.Tensor, p_gamma: tf.Tensor) -> tf.Tensor:
         return p_gamma
@@ -304,6 +216,8 @@ class Focal(_RankLoss):
 class NormalizedFocal(Focal):
     """Focal' (Eq. 17): a negative's weight is p_i^γ + (1 - Σ_k∈N p_k^γ / N-), so the
     average negative weight is 1, as in BCE."""
+
+    KEY = "focal_norm"
 
     def __init__(self, gamma: float = 2.0, beta_pos: float = 1.0, name: str = "focal_norm", **kwargs):
         super().__init__(gamma=gamma, beta_pos=beta_pos, name=name, **kwargs)
@@ -337,53 +251,32 @@ class CombinedContrastive(_Combined):
     penultimate representation (Eq. 18-19); the paper's α = 0.9, τ = 0.4."""
 
     INPUT = LOGIT_AND_REPRESENTATION
-    PARAMETERS = ("alpha", "beta_pos", "tau")
+    KEY = "combined_contrastive"
 
     def __init__(self, alpha: float = 0.9, beta_pos: float = 1.0, tau: float = 0.4,
                  name: str = "combined_contrastive", **kwargs):
-        super().__init__(alpha, beta_pos, name, **kwargs)
-        self.tau = tau
+        super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos, "tau": tau}, **kwargs)
 
     def ranking_term(self, labels, y_pred, sample_weight):
         return supervised_contrastive(labels, y_pred[:, 1:], self.tau)
 
 
-LOSSES = {
-    "bce": WeightedBinaryCrossentropy,
-    "combined_pair": CombinedPair,
-    "combined_list": CombinedList,
-    "rcr": RCR,
-    "jrc": JRC,
-    "focal": Focal,
-    "focal_norm": NormalizedFocal,
-    "combined_contrastive": CombinedContrastive,
-}
-
-# Valid ranges: name -> (check, description).
-_RANGES = {
-    "alpha": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-    "beta_pos": (lambda v: v > 0.0, "> 0"),
-    "gamma": (lambda v: v >= 0.0, ">= 0"),
-    "tau": (lambda v: v > 0.0, "> 0"),
-    "jrc_weight": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-}
+LOSSES = {cls.KEY: cls for cls in (WeightedBinaryCrossentropy, CombinedPair, CombinedList, RCR, JRC, Focal,
+                                   NormalizedFocal, CombinedContrastive)}
 
 
 def get_loss(name: str, **params: float) -> tf.keras.losses.Loss:
-    """The loss `name` with the parameters it takes from `params`; others are ignored.
+    """The loss `name` with the parameters it takes from `params`; others are checked, then ignored.
 
-    Raises ValueError naming the valid choices for an unknown name or an out-of-range parameter.
+    Raises ValueError naming the valid choices for an unknown name or parameter, or an out-of-range value.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
-    cls = LOSSES[name]
-    kwargs = {}
     for key, value in params.items():
-        if key not in _RANGES:
-            raise ValueError(f"unknown loss parameter {key!r}; valid: {', '.join(_RANGES)}")
-        check, description = _RANGES[key]
-        if not check(value):
-            raise ValueError(f"loss parameter {key} must be {description}, got {value}")
-        if key in cls.PARAMETERS:
-            kwargs[key] = value
-    return cls(**kwargs)
+        configs.check_loss_parameter(key, value)
+    return LOSSES[name](**{k: v for k, v in params.items() if k in configs.LOSS_PARAMETERS[name]})
+
+
+def build_loss(loss: configs.LossConfig) -> tf.keras.losses.Loss:
+    """The configured loss: the parameters set in `loss`, the loss's defaults for the rest."""
+    return get_loss(loss.name, **loss.parameters())

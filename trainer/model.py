@@ -11,21 +11,17 @@ numeric embedding). The flat [B, 39·d] vector x0 feeds
 `DCNV2` is what gets exported; its output is always one click logit per example, and its
 `calibration` layer maps σ(logit) to the served probability (identity unless fitted).
 """
+import contextlib
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from pipeline.configs import ModelConfig
+from settings.configs import EMBEDDING_REGULARIZATIONS, STRUCTURES, ModelConfig
 from trainer.calibration import PiecewiseLinearCalibration
 from transforms import features
 from transforms.preprocessing import vocabulary_name
-
-STRUCTURES = ("parallel", "stacked")
-
-
-EMBEDDING_REGULARIZATION = ("table", "batch")
 
 
 class FieldEmbedding(tf.keras.layers.Layer):
@@ -40,8 +36,8 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def __init__(self, vocabulary_sizes: Sequence[int], num_numeric: int, embedding_dim: int,
                  embedding_l2: float = 0.0, regularization: str = "table", **kwargs):
         super().__init__(**kwargs)
-        if regularization not in EMBEDDING_REGULARIZATION:
-            raise ValueError(f"embedding regularization must be one of {EMBEDDING_REGULARIZATION}, "
+        if regularization not in EMBEDDING_REGULARIZATIONS:
+            raise ValueError(f"embedding regularization must be one of {EMBEDDING_REGULARIZATIONS}, "
                              f"got {regularization!r}")
         self.vocabulary_sizes = [int(v) for v in vocabulary_sizes]
         self.num_numeric = num_numeric
@@ -74,6 +70,18 @@ class FieldEmbedding(tf.keras.layers.Layer):
         return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
                 "num_numeric": self.num_numeric, "embedding_dim": self.embedding_dim,
                 "embedding_l2": self.embedding_l2, "regularization": self.regularization}
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """Builds the layers made inside under Keras' `precision` policy (variables float32, compute
+    bfloat16 for `mixed_bfloat16`), then restores the global policy: other components may share the process."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 class Cross(tfrs.layers.dcn.Cross):

@@ -9,7 +9,7 @@ quality `benchmarks/trainer_speed.py` compares with Adam's.
 """
 import tensorflow as tf
 
-OPTIMIZERS = ("adam", "lazy_adam")
+from settings.configs import OPTIMIZERS
 
 
 @tf.keras.utils.register_keras_serializable(package="rankloss")

@@ -1,4 +1,4 @@
-"""The BARS / FuxiCTR validation schedule, as one resumable Keras callback.
+"""The BARS / FuxiCTR validation schedule, as one resumable Keras callback, and the Trainer's callbacks.
 
 After every epoch the validation metric (`val_auc`) decides:
 - improved: save the weights as the best checkpoint;
@@ -8,12 +8,19 @@ The schedule's state is the list of per-epoch metric values (everything else fol
 is written to `state_path` after each epoch, so a run resumed by `tf.keras.callbacks.BackupAndRestore`
 (model, optimizer, learning rate and epoch counter) continues the same schedule.
 """
+import hashlib
 import json
 import math
 import os
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import tensorflow as tf
+
+from settings.configs import TrainConfig
+from trainer import diagnostics
+
+BEST_CHECKPOINT = "best.weights.h5"
+SCHEDULE_STATE = "schedule.json"
 
 
 class ValidationSchedule(tf.keras.callbacks.Callback):
@@ -67,3 +74,24 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
             tf.io.gfile.makedirs(os.path.dirname(self.state_path))
             with tf.io.gfile.GFile(self.state_path, "w") as f:
                 json.dump({"history": self.history}, f)
+
+
+def resume_dir(fn_args: Any) -> str:
+    """Where an interrupted Trainer's backup lives: beside the Trainer's executions, keyed by its inputs and
+    settings, so the re-run of a failed Trainer (a new execution, same `FnArgs` inputs) finds it and resumes."""
+    key = json.dumps([fn_args.custom_config, sorted(fn_args.train_files), fn_args.transform_output], sort_keys=True)
+    trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_dir, "resume", hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def callbacks(train: TrainConfig, run_dir: str, backup_dir: str) -> List[tf.keras.callbacks.Callback]:
+    """Optional gradient diagnostics, TensorBoard, the validation schedule and backup/resume."""
+    diagnostics_logger = ([diagnostics.GradientDiagnosticsLogger(run_dir, train.diagnostics_window)]
+                          if train.gradient_diagnostics else [])
+    return diagnostics_logger + [
+        tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
+        ValidationSchedule(os.path.join(run_dir, BEST_CHECKPOINT), os.path.join(backup_dir, SCHEDULE_STATE),
+                           decay_factor=train.lr_decay_factor, min_learning_rate=train.min_learning_rate,
+                           patience=train.early_stop_patience),
+        tf.keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
+    ]

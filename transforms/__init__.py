@@ -1,5 +1,2 @@
-"""Criteo feature spec and the Transform `preprocessing_fn`."""
-import os
-
-# TFRS needs Keras 2: select tf-keras before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""The Criteo data contract (feature spec, row format, splits, schema) and the Transform `preprocessing_fn`."""
+import settings  # noqa: F401  pylint: disable=unused-import  (selects Keras 2 before TensorFlow loads)

@@ -1,7 +1,8 @@
 """Deterministic 7:2:1 train/eval/test split by line number (as Criteo_x1).
 
-Both the Beam ingester and the generator's Bayes-optimal report use this, so a
-row lands in the same split everywhere, on any runner, whatever the sharding.
+Both the Beam ingestion job and the generator's Bayes-optimal report use this, so a
+row lands in the same split everywhere, on any runner, whatever the sharding. Each
+split's records live in `Split-<name>/`, TFX's layout.
 """
 from typing import Union
 
@@ -11,7 +12,7 @@ SPLITS = ("train", "eval", "test")
 _BUCKETS = np.array([0] * 7 + [1] * 2 + [2], dtype=np.int64)  # 10 buckets -> 7:2:1
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
+def mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser: a bijective, well-spread hash of uint64 values."""
     x = x.astype(np.uint64)
     with np.errstate(over="ignore"):
@@ -22,9 +23,14 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def split_dir_name(split: str) -> str:
+    """Folder name of one split's records (TFX's `Split-<name>` convention)."""
+    return f"Split-{split}"
+
+
 def split_index(line_numbers: Union[int, np.ndarray]) -> np.ndarray:
     """Index into SPLITS (0 train, 1 eval, 2 test) for 1-based line numbers."""
-    bucket = _mix64(np.asarray(line_numbers)) % np.uint64(10)
+    bucket = mix64(np.asarray(line_numbers)) % np.uint64(10)
     return _BUCKETS[bucket.astype(np.int64)]
 
 

@@ -11,7 +11,8 @@ from typing import Dict
 
 import tensorflow as tf
 
-from trainer import losses
+from settings.configs import TrainerSettings
+from trainer import losses, metrics, optimizers
 from trainer.model import DCNV2
 
 
@@ -55,3 +56,14 @@ class TrainingModel(tf.keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight):
         return super().compute_metrics(x, y, self.click_logit(y_pred), sample_weight)
+
+
+def compile_training_model(model: TrainingModel, settings: TrainerSettings, loss: tf.keras.losses.Loss) -> None:
+    """Adam (or row-wise Adam) with global-norm clipping; AUC, logloss and the paper's β_pos-weighted BCE (Eq. 15)."""
+    train = settings.train
+    model.compile(
+        optimizer=optimizers.make_optimizer(train.optimizer, train.learning_rate, train.clipnorm),
+        loss=loss, jit_compile=train.jit_compile,
+        metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
+                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
+                 metrics.WeightedBCE(beta_pos=settings.loss.beta_pos, name="weighted_bce")])

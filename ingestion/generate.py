@@ -11,18 +11,18 @@ numeric-by-category interactions; the bias is solved so the CTR hits the target.
 Because the true probabilities are known, the generator reports the Bayes-optimal
 AUC and logloss per split: the best any model can score on this data.
 
-    python -m pipeline.generate --rows 60000 --out work/data/criteo_generated.tsv
+    python -m ingestion.generate --rows 60000 --out work/data/criteo_generated.tsv
 """
-import argparse
 import gzip
 import json
 import os
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
+from sklearn import metrics
 
-from pipeline import splits
-from transforms import features
+from settings import flags
+from transforms import features, rows, splits
 
 # Approximate Criteo (Kaggle) missing rates and cardinalities per field.
 NUMERIC_MISSING = (0.45, 0.0, 0.21, 0.22, 0.026, 0.22, 0.043, 0.0005, 0.043, 0.45, 0.043, 0.76, 0.22)
@@ -42,7 +42,7 @@ def _hash_uniform(*keys: np.ndarray) -> np.ndarray:
     """Uniform(0, 1) values from a hash of integer keys (stateless per-token draws)."""
     h = np.zeros(np.broadcast(*keys).shape, dtype=np.uint64)
     for key in keys:
-        h = splits._mix64(h ^ np.asarray(key, dtype=np.uint64))
+        h = splits.mix64(h ^ np.asarray(key, dtype=np.uint64))
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53) + 0.5 / float(1 << 53)
 
 
@@ -142,31 +142,18 @@ class GroundTruth:
 
     def tokens(self, field: int, ranks: np.ndarray) -> np.ndarray:
         """8-hex-digit tokens for ranks of one field ('' when missing)."""
-        h = (splits._mix64(np.uint64(self.seed * 100 + field) ^ splits._mix64(ranks.astype(np.uint64)))
+        h = (splits.mix64(np.uint64(self.seed * 100 + field) ^ splits.mix64(ranks.astype(np.uint64)))
              & np.uint64(0xFFFFFFFF))
         out = np.char.mod("%08x", h.astype(np.int64)).astype(object)
         out[ranks == 0] = ""
         return out
 
 
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula with average ranks for ties."""
-    labels = np.asarray(labels).astype(bool)
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = np.asarray(scores)[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    p = np.clip(probabilities, 1e-12, 1 - 1e-12)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log1p(-p)))
+def bayes_metrics(labels: np.ndarray, probabilities: np.ndarray) -> Dict[str, float]:
+    """AUC and logloss of the true probabilities: the best any model can score (NaN AUC for one class)."""
+    one_class = len(np.unique(labels)) < 2
+    return {"bayes_auc": float("nan") if one_class else float(metrics.roc_auc_score(labels, probabilities)),
+            "bayes_logloss": float(metrics.log_loss(labels, probabilities, labels=[0, 1]))}
 
 
 def _chunks(truth: GroundTruth, num_rows: int, seed: int) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -186,10 +173,10 @@ def _format_rows(truth: GroundTruth, labels: np.ndarray, ranks: np.ndarray, nume
         col[numeric[:, k] < 0] = ""
         columns.append(col)
     columns += [truth.tokens(k, ranks[:, k]) for k in range(ranks.shape[1])]
-    rows = columns[0]
+    lines = columns[0]
     for col in columns[1:]:
-        rows = rows + "\t" + col
-    return "\n".join(rows) + "\n"
+        lines = lines + rows.DELIMITERS["tsv"] + col
+    return "\n".join(lines) + "\n"
 
 
 def generate(out_path: str, num_rows: int, ctr: float = 0.256, seed: int = 7) -> Dict:
@@ -225,7 +212,7 @@ def generate(out_path: str, num_rows: int, ctr: float = 0.256, seed: int = 7) ->
         mask = split_ids == i
         report["splits"][name] = {
             "rows": int(mask.sum()), "ctr": float(labels[mask].mean()) if mask.any() else float("nan"),
-            "bayes_auc": roc_auc(labels[mask], p[mask]), "bayes_logloss": logloss(labels[mask], p[mask]),
+            **bayes_metrics(labels[mask], p[mask]),
         }
     with open(out_path + ".meta.json", "w") as f:
         json.dump(report, f, indent=2)
@@ -233,13 +220,11 @@ def generate(out_path: str, num_rows: int, ctr: float = 0.256, seed: int = 7) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output path (.gz for gzip)")
-    parser.add_argument("--rows", type=int, default=60_000)
-    parser.add_argument("--ctr", type=float, default=0.256)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    report = generate(args.out, args.rows, args.ctr, args.seed)
+    flags.add_flags(parser, sections=("data",))
+    config, args = flags.parse(parser)
+    report = generate(args.out, config.data.num_rows, config.data.ctr, config.data.seed)
     print(json.dumps(report["splits"], indent=2))
     print(f"[generate] wrote {report['rows']} rows (CTR {report['ctr']:.4f}) to {report['path']}")
 

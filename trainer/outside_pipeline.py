@@ -1,7 +1,7 @@
 """Runs the Trainer's `run_fn` outside the pipeline, on a finished pipeline's Transform output.
 
 For studies and benchmarks that retrain with another loss without re-running ingestion and
-Transform: the same `run_fn`, the same export, another `TrainerSettings`.
+Transform: the same `run_fn`, the same export, other `TrainerSettings`.
 """
 import glob
 import os
@@ -9,10 +9,13 @@ from typing import Tuple
 
 from tfx import v1 as tfx
 
+from settings.configs import TrainerSettings
 from trainer import task
+from transforms.splits import split_dir_name
 
 
-def _latest_artifact(pattern: str) -> str:
+def _newest_execution_dir(pattern: str) -> str:
+    """The artifact folder of the newest component execution (TFX names them by execution id)."""
     found = glob.glob(pattern)
     if not found:
         raise FileNotFoundError(f"no pipeline artifact matches {pattern}: run the pipeline first (scripts/demo.sh)")
@@ -22,11 +25,16 @@ def _latest_artifact(pattern: str) -> str:
 def latest_transform_output(pipeline_root: str) -> Tuple[str, str]:
     """(transformed examples dir, transform graph dir) of the pipeline's latest Transform run."""
     transform = os.path.join(pipeline_root, "Transform")
-    return (_latest_artifact(os.path.join(transform, "transformed_examples", "*")),
-            _latest_artifact(os.path.join(transform, "transform_graph", "*")))
+    return (_newest_execution_dir(os.path.join(transform, "transformed_examples", "*")),
+            _newest_execution_dir(os.path.join(transform, "transform_graph", "*")))
 
 
-def train_and_export(pipeline_root: str, settings: task.TrainerSettings, work_dir: str) -> str:
+def split_files(examples_dir: str, split: str) -> str:
+    """The file pattern of one split of an examples artifact."""
+    return os.path.join(examples_dir, split_dir_name(split), "*")
+
+
+def train_and_export(pipeline_root: str, settings: TrainerSettings, work_dir: str) -> str:
     """Trains on the latest Transform output under `pipeline_root`; returns the SavedModel path.
 
     `work_dir` is laid out as a Trainer's: `model_run/1` (TensorBoard, checkpoints), `serving`,
@@ -35,10 +43,8 @@ def train_and_export(pipeline_root: str, settings: task.TrainerSettings, work_di
     examples, transform_graph = latest_transform_output(pipeline_root)
     serving_dir = os.path.join(work_dir, "serving")
     task.run_fn(tfx.components.FnArgs(
-        train_files=[os.path.join(examples, "Split-train", "*")],
-        eval_files=[os.path.join(examples, "Split-eval", "*")],
+        train_files=[split_files(examples, "train")], eval_files=[split_files(examples, "eval")],
         transform_output=transform_graph,
         serving_model_dir=serving_dir, model_run_dir=os.path.join(work_dir, "model_run", "1"),
         custom_config=settings.to_custom_config()))
     return serving_dir
-

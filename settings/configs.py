@@ -1,0 +1,275 @@
+"""Every knob of rankloss-tfx, typed, with its valid values: the one place for settings.
+
+`PipelineConfig` nests one dataclass per concern. Each field is declared with `setting(...)`: its
+default, its help text, and optionally its flag name, its valid choices or a check. `validate()` reads
+those declarations, so a new knob is one field here (its flag follows, see settings/flags.py).
+The Transform and the Trainer receive their parts through `custom_config` as plain dicts.
+"""
+import dataclasses
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The parameters each loss takes; trainer/losses.py holds the classes and their defaults.
+LOSS_PARAMETERS: Dict[str, Tuple[str, ...]] = {
+    "bce": ("beta_pos",),
+    "combined_pair": ("alpha", "beta_pos"),
+    "combined_list": ("alpha", "beta_pos"),
+    "rcr": ("alpha", "beta_pos"),
+    "jrc": ("jrc_weight", "beta_pos"),
+    "focal": ("gamma", "beta_pos"),
+    "focal_norm": ("gamma", "beta_pos"),
+    "combined_contrastive": ("alpha", "beta_pos", "tau"),
+}
+LOSSES = tuple(LOSS_PARAMETERS)
+OPTIMIZERS = ("adam", "lazy_adam")
+PRECISIONS = ("float32", "mixed_bfloat16")
+STRUCTURES = ("parallel", "stacked")
+EMBEDDING_REGULARIZATIONS = ("table", "batch")
+
+# Checks: (predicate, what a valid value is).
+Check = Tuple[Callable[[Any], bool], str]
+POSITIVE: Check = (lambda v: v > 0, "> 0")
+NON_NEGATIVE: Check = (lambda v: v >= 0, ">= 0")
+UNIT_INTERVAL: Check = (lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+OPEN_UNIT_INTERVAL: Check = (lambda v: 0.0 < v < 1.0, "in (0, 1)")
+RATE: Check = (lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+POSITIVE_WIDTHS: Check = (lambda v: len(v) > 0 and all(u > 0 for u in v), "one or more positive widths")
+
+LOSS_PARAMETER_CHECKS: Dict[str, Check] = {
+    "alpha": UNIT_INTERVAL, "beta_pos": POSITIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE, "jrc_weight": UNIT_INTERVAL,
+}
+
+
+def check_loss_parameter(name: str, value: float) -> None:
+    """Raises ValueError for an unknown loss parameter or a value outside its range."""
+    if name not in LOSS_PARAMETER_CHECKS:
+        raise ValueError(f"unknown loss parameter {name!r}; valid: {', '.join(LOSS_PARAMETER_CHECKS)}")
+    predicate, description = LOSS_PARAMETER_CHECKS[name]
+    if not predicate(value):
+        raise ValueError(f"loss parameter {name} must be {description}, got {value}")
+
+
+def setting(default: Any, help: str, flag: Optional[str] = None, choices: Tuple[str, ...] = (),  # pylint: disable=redefined-builtin
+            check: Optional[Check] = None, factory: Optional[Callable[[], Any]] = None) -> Any:
+    """A config field with what validation and the flags need to know about it."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "check": check}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The embedded generator (ingestion/generate.py)."""
+
+    num_rows: int = setting(60_000, "rows the embedded generator writes", flag="--rows", check=POSITIVE)
+    ctr: float = setting(0.256, "generator click-through rate (Criteo's: 0.256)", check=OPEN_UNIT_INTERVAL)
+    seed: int = setting(7, "generator seed", flag="--data-seed")
+
+
+@dataclasses.dataclass
+class TransformConfig:
+    """Vocabulary preprocessing (transforms/preprocessing.py)."""
+
+    min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)",
+                                      check=POSITIVE)
+    num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories", check=POSITIVE)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """DCN V2 (Wang et al. 2021) as in BARS DCNv2_criteo_x1."""
+
+    structure: str = setting("parallel", "DCN V2 structure", choices=STRUCTURES)
+    embedding_dim: int = setting(10, "embedding size of every field", check=POSITIVE)
+    num_cross_layers: int = setting(3, "number of cross layers", flag="--cross-layers", check=NON_NEGATIVE)
+    cross_projection_dim: Optional[int] = setting(None, "low-rank cross projection (full rank when unset)",
+                                                  flag="--projection-dim", check=POSITIVE)
+    dnn_units: Tuple[int, ...] = setting((500, 500, 500), "comma-separated DNN widths, e.g. 500,500,500",
+                                         check=POSITIVE_WIDTHS)
+    dropout: float = setting(0.1, "DNN dropout rate", check=(lambda v: 0.0 <= v < 1.0, "in [0, 1)"))
+    embedding_l2: float = setting(1e-5, "L2 weight on the embeddings", check=NON_NEGATIVE)
+    embedding_regularization: str = setting(
+        "table", "embedding L2 over the whole table, or over the batch's rows (needed by lazy_adam)",
+        choices=EMBEDDING_REGULARIZATIONS)
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Training objective (trainer/losses.py). An unset parameter takes the chosen loss's default."""
+
+    name: str = setting("bce", "training loss (README: Choosing the loss)", flag="--loss", choices=LOSSES)
+    alpha: Optional[float] = setting(None, "BCE weight α of combination losses, Eq. 4, 8, 18 (unset: the loss's own)")
+    beta_pos: float = setting(1.0, "weight on positives simulating sparse feedback (Eq. 15)")
+    gamma: Optional[float] = setting(None, "focal exponent γ, Eq. 16-17 (unset: the loss's own)")
+    tau: Optional[float] = setting(None, "contrastive temperature τ, Eq. 19 (unset: the loss's own)")
+    jrc_weight: Optional[float] = setting(None, "weight of JRC's ranking term, Eq. 6-7 (unset: the loss's own)")
+    negative_sampling_rate: float = setting(1.0, "fraction of negatives kept in training (§4.5.2)", check=RATE)
+
+    def parameters(self) -> Dict[str, float]:
+        """The loss parameters set for this loss, by name: what `trainer.losses.get_loss` takes."""
+        return {p: getattr(self, p) for p in LOSS_PARAMETERS.get(self.name, ()) if getattr(self, p) is not None}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation regime (Adam, clipping, plateau schedule, early stopping)."""
+
+    batch_size: int = setting(4096, "training batch size", check=POSITIVE)
+    learning_rate: float = setting(1e-3, "initial learning rate", check=POSITIVE)
+    clipnorm: float = setting(10.0, "global gradient-norm clip, 0 for none (FuxiCTR clip_grad_norm_)",
+                              check=NON_NEGATIVE)
+    optimizer: str = setting("adam", "adam (reference) or lazy_adam (row-wise embedding updates)",
+                             choices=OPTIMIZERS)
+    precision: str = setting("float32", "float32, or mixed_bfloat16 (float32 logit and loss)", choices=PRECISIONS)
+    jit_compile: bool = setting(False, "compile the train step with XLA")
+    cache_dataset: bool = setting(False, "keep the train/eval records in memory after the first pass")
+    epochs: int = setting(100, "maximum epochs", check=POSITIVE)
+    steps_per_epoch: Optional[int] = setting(None, "train steps per epoch (one pass when unset)", check=POSITIVE)
+    eval_steps: Optional[int] = setting(None, "validation steps per epoch (one pass when unset)", check=POSITIVE)
+    lr_decay_factor: float = setting(0.1, "learning-rate factor on a validation plateau", check=RATE)
+    min_learning_rate: float = setting(1e-6, "learning-rate floor", check=NON_NEGATIVE)
+    early_stop_patience: int = setting(2, "epochs without improvement before stopping", check=POSITIVE)
+    seed: int = setting(2024, "training seed", flag="--train-seed")
+    deterministic: bool = setting(True, "deterministic ops: the same seed repeats a run")
+    gradient_diagnostics: bool = setting(False, "log per-batch gradient norms (negatives' logits, DNN, cross)")
+    diagnostics_window: int = setting(50, "batches per gradient-norm mean / p90 summary", check=POSITIVE)
+
+
+def _default_output_root() -> str:
+    # RANKLOSS_OUTPUT_ROOT lets the tfx CLI (which passes no flags) write elsewhere.
+    return os.environ.get("RANKLOSS_OUTPUT_ROOT", os.path.join(PROJECT_ROOT, "work"))
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Where the pipeline reads and writes, plus each component's settings."""
+
+    pipeline_name: str = setting("rankloss-tfx", "TFX pipeline name")
+    output_root: str = setting(None, "where data, pipeline artifacts and models go", factory=_default_output_root)
+    min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
+    beam_pipeline_args: List[str] = setting(
+        None, "Beam arguments of the Beam components (after --, or --beam-arg)",
+        factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    # Derived locations, all under output_root.
+    @property
+    def raw_data_path(self) -> str:
+        return os.path.join(self.output_root, "data", "criteo_generated.tsv")
+
+    @property
+    def tfrecord_root(self) -> str:
+        return os.path.join(self.output_root, "tfrecords")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_root, "tfx", self.pipeline_name)
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_root, "tfx", "metadata.sqlite")
+
+    @property
+    def serving_root(self) -> str:
+        return os.path.join(self.output_root, "serving", self.pipeline_name)
+
+
+SECTIONS = ("data", "transform", "model", "loss", "train")
+TRAINING_SECTIONS = ("transform", "model", "loss", "train")  # what the pipeline runs on ingested data
+
+
+@dataclasses.dataclass
+class TrainerSettings:
+    """What the Trainer receives through `custom_config`."""
+
+    model: ModelConfig
+    loss: LossConfig
+    train: TrainConfig
+    transform: TransformConfig
+
+    @classmethod
+    def from_pipeline_config(cls, config: PipelineConfig) -> "TrainerSettings":
+        return cls(config.model, config.loss, config.train, config.transform)
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Dict[str, Any]) -> "TrainerSettings":
+        return cls(**{f.name: from_dict(f.type, custom_config.get(f.name, {})) for f in dataclasses.fields(cls)})
+
+
+def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
+    """Rebuilds a config dataclass from `dataclasses.asdict` output (JSON lists become tuples)."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        value = values[field.name]
+        if dataclasses.is_dataclass(field.type):
+            value = from_dict(field.type, value)
+        elif isinstance(value, list) and field.name != "beam_pipeline_args":
+            value = tuple(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+class SettingsError(ValueError):
+    """Invalid settings; the message names every problem, its flag and the valid values."""
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def _field_problems(section: Any) -> List[str]:
+    problems = []
+    for field in dataclasses.fields(section):
+        value, choices, check = getattr(section, field.name), field.metadata.get("choices"), field.metadata.get("check")
+        if choices and value not in choices:
+            problems.append(f"{flag_name(field)}: unknown {flag_name(field)[2:]} {value!r}; "
+                            f"valid choices: {', '.join(choices)}")
+        elif check and value is not None and not check[0](value):
+            problems.append(f"{flag_name(field)}: {field.name} must be {check[1]}, got {value!r}")
+    return problems
+
+
+def _loss_problems(loss: LossConfig) -> List[str]:
+    problems = []
+    takes = LOSS_PARAMETERS.get(loss.name, LOSS_PARAMETER_CHECKS)
+    for name in LOSS_PARAMETER_CHECKS:
+        value = getattr(loss, name)
+        if value is None:
+            continue
+        if name not in takes:
+            problems.append(f"--{name.replace('_', '-')}: loss {loss.name!r} takes no {name} "
+                            f"(its parameters: {', '.join(takes)})")
+            continue
+        try:
+            check_loss_parameter(name, value)
+        except ValueError as error:
+            problems.append(f"--{name.replace('_', '-')}: {error}")
+    return problems
+
+
+def validate(config: PipelineConfig) -> None:
+    """Raises SettingsError naming every invalid setting of `config`, with its flag and valid values."""
+    problems = _field_problems(config)
+    for name in SECTIONS:
+        problems += _field_problems(getattr(config, name))
+    problems += _loss_problems(config.loss)
+    model, train = config.model, config.train
+    if train.optimizer == "lazy_adam" and model.embedding_l2 and model.embedding_regularization == "table":
+        problems.append("--optimizer lazy_adam needs --embedding-regularization batch: a table-wide L2 makes every "
+                        "embedding gradient dense (or set --embedding-l2 0)")
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))

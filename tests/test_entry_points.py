@@ -1,0 +1,56 @@
+"""Every entry point refuses bad settings once, at the edge, before any work, naming the valid choices."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from settings import configs
+from tests.conftest import ROOT, project_env
+from tests.test_settings import ENUMERATED
+
+BAD = {"--loss": "hinge", "--optimizer": "sgd", "--precision": "float16", "--structure": "stacked2",
+       "--embedding-regularization": "rows"}
+BAD_ARGV = [token for flag, value in BAD.items() for token in (flag, value)]
+
+
+def _command(entry_point, output_root):
+    tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
+    return {
+        "demo": [sys.executable, "-m", "pipeline.demo", "--output-root", output_root] + BAD_ARGV,
+        "local runner": [sys.executable, "-m", "pipeline.local_runner", "--output-root", output_root] + BAD_ARGV,
+        "kubeflow compile": [sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
+                             "--output", os.path.join(output_root, "spec.json"), "--output-root", output_root]
+                            + BAD_ARGV,
+        "tfx cli": [tfx_cli, "pipeline", "create", "--engine", "local", "--pipeline_path",
+                    os.path.join("pipeline", "local_runner.py")],  # flags come from RANKLOSS_FLAGS
+    }[entry_point]
+
+
+def test_the_bad_settings_cover_every_enumerated_field():
+    assert sorted(BAD) == sorted(configs.flag_name(field) for _, field in ENUMERATED)
+
+
+@pytest.mark.parametrize("entry_point", ["demo", "local runner", "kubeflow compile", "tfx cli"])
+def test_every_entry_point_refuses_every_bad_enumerated_setting_before_any_work(entry_point, tmp_path):
+    output_root = str(tmp_path / "out")
+    env = project_env(RANKLOSS_FLAGS=" ".join(BAD_ARGV), RANKLOSS_OUTPUT_ROOT=output_root,
+                      LOCAL_HOME=str(tmp_path / "tfx_home"))
+    proc = subprocess.run(_command(entry_point, output_root), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0, said[-3000:]
+    for _, field in ENUMERATED:
+        assert f"{configs.flag_name(field)}: unknown" in said, said[-3000:]
+        assert "valid choices: " + ", ".join(field.metadata["choices"]) in said, said[-3000:]
+    assert not os.path.exists(output_root)  # nothing generated, ingested, compiled or run
+    assert not os.path.exists(tmp_path / "tfx_home" / "local")  # the tfx CLI registered no pipeline
+
+
+def test_a_misspelled_flag_stops_the_main_command_naming_the_flag(tmp_path):
+    output_root = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root),
+                           "--beta_pos", "0.1"], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "(did you mean --beta-pos?)" in proc.stderr, proc.stderr[-2000:]
+    assert not output_root.exists()

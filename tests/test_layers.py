@@ -1,0 +1,84 @@
+"""The package layers point one way, and each module keeps to one job and a readable size."""
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, project_env
+
+# What each package may import. `pipeline` names the Trainer and the Transform code by module path only;
+# `serving` never reaches into ingestion or training; `settings` imports none of the project.
+ALLOWED = {
+    "settings": set(),
+    "transforms": {"settings"},
+    "ingestion": {"settings", "transforms"},
+    "serving": {"settings", "transforms"},
+    "trainer": {"settings", "transforms", "serving"},
+    "pipeline": {"settings", "transforms", "ingestion"},
+    "benchmarks": {"settings", "transforms", "ingestion", "serving", "trainer", "pipeline"},
+}
+MAX_MODULE_LINES, EXEMPT = 300, {"transforms/schema.pbtxt"}
+
+
+def _modules(package):
+    folder = os.path.join(ROOT, package)
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
+
+
+def _imported_packages(path):
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & set(ALLOWED)
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_package_imports_only_the_layers_below_it(package):
+    upward = {os.path.relpath(path, ROOT): sorted(_imported_packages(path) - ALLOWED[package] - {package})
+              for path in _modules(package)}
+    assert {path: found for path, found in upward.items() if found} == {}
+
+
+def test_the_dependency_graph_has_no_cycle():
+    def reaches(start, target, seen=()):
+        return any(dep == target or (dep not in seen and reaches(dep, target, seen + (dep,)))
+                   for dep in ALLOWED[start])
+    assert not [package for package in ALLOWED if reaches(package, package)]
+
+
+@pytest.mark.parametrize("module,forbidden", [
+    ("settings.flags", ("tensorflow", "apache_beam", "tfx")),             # settings: no TensorFlow
+    ("serving.client", ("apache_beam", "tensorflow_transform", "tfx")),  # a client parses a row without Beam
+    ("serving.server", ("apache_beam", "tensorflow_transform", "tfx")),
+])
+def test_light_modules_load_no_heavy_framework(module, forbidden):
+    code = f"import sys, {module}; print(sorted(m for m in {forbidden!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_modules_stay_small_and_run_fn_reads_like_the_templates():
+    sizes = {os.path.relpath(p, ROOT): sum(1 for _ in open(p, encoding="utf-8"))
+             for package in ALLOWED for p in _modules(package)}
+    assert {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES and p not in EXEMPT} == {}
+    assert sizes["trainer/task.py"] <= 120
+    task = ast.parse(open(os.path.join(ROOT, "trainer", "task.py"), encoding="utf-8").read())
+    run_fn = next(node for node in task.body if isinstance(node, ast.FunctionDef) and node.name == "run_fn")
+    assert run_fn.end_lineno - run_fn.lineno + 1 <= 80
+
+
+def test_keras_2_is_selected_in_one_python_place():
+    setters = [os.path.relpath(p, ROOT) for package in ALLOWED for p in _modules(package)
+               if 'environ.setdefault("TF_USE_LEGACY_KERAS"' in open(p, encoding="utf-8").read()]
+    assert setters == ["settings/__init__.py"]
+    for package in set(ALLOWED) - {"settings"}:  # every other package loads it before anything else
+        first = ast.parse(open(os.path.join(ROOT, package, "__init__.py"), encoding="utf-8").read()).body[1]
+        assert isinstance(first, ast.Import) and first.names[0].name == "settings", package
