@@ -11,12 +11,12 @@ textbook Combined-Pair formulations run beside ours for comparison:
 - `pair[gather autodiff]`: gather positives and negatives, softplus over N+×N-, autodiff gradient.
 `combined_pair` is the library's: the N+×N- pass with its hand-written gradient.
 """
-import argparse
 import sys
 
-from benchmarks import common
 import tensorflow as tf
 
+from benchmarks import common
+from settings import flags
 from settings.configs import ModelConfig
 from trainer import losses, model as model_lib
 from trainer.training_model import TrainingModel
@@ -54,7 +54,7 @@ def variants(selected):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", default="4096,10000")
     parser.add_argument("--losses", default=",".join(["bce", "combined_pair", "pair[dense BxB]",
                                                         "pair[gather autodiff]"] +

@@ -10,7 +10,6 @@ and batch-256 requests at 1, 8 and 32 concurrent clients, BCE and Combined-Pair 
 every cell. Prints p50/p99 latency, throughput and the CP/BCE ratios; the server's p50 over calling
 the SavedModel in-process; then a load run (32 clients, `--load-seconds`) that counts errors.
 """
-import argparse
 import glob
 import os
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import common
-from settings import configs
+from settings import configs, flags
 from transforms import splits
 from serving import contract, model_store
 from serving.client import ServingClient
@@ -37,7 +36,7 @@ CONCURRENCY = (1, 8, 32)
 BATCH_SIZES = (1, 256)
 
 
-def _test_examples(config: configs.PipelineConfig, count: int) -> List[bytes]:
+def held_out_examples(config: configs.PipelineConfig, count: int) -> List[bytes]:
     files = glob.glob(os.path.join(config.tfrecord_root, splits.split_dir_name("test"), "*"))
     if not files:
         sys.exit(f"no test TFRecords under {config.tfrecord_root}: run scripts/demo.sh first")
@@ -45,9 +44,10 @@ def _test_examples(config: configs.PipelineConfig, count: int) -> List[bytes]:
     return list(dataset.as_numpy_iterator())
 
 
-def _run_clients(url: str, model: str, payloads: Sequence[Sequence[bytes]], clients: int,
-                 seconds: float) -> Tuple[List[float], int, int]:
-    """(latencies in s, requests, errors) of `clients` threads each sending requests for `seconds`."""
+def run_clients(url: str, model: str, payloads: Sequence[Sequence[bytes]], clients: int,
+                seconds: float) -> Tuple[List[float], int, int]:
+    """(latencies in s of the answered requests, requests, errors) of `clients` threads each sending
+    requests for `seconds`; a request that fails or gets no answer counts as an error, never as a latency."""
     latencies: List[float] = []
     counts = {"requests": 0, "errors": 0}
     lock = threading.Lock()
@@ -77,9 +77,17 @@ def _run_clients(url: str, model: str, payloads: Sequence[Sequence[bytes]], clie
     return latencies, counts["requests"], counts["errors"]
 
 
-def _summary(latencies: List[float], seconds: float, batch: int) -> Dict[str, float]:
-    return {"p50_ms": 1e3 * float(np.percentile(latencies, 50)), "p99_ms": 1e3 * float(np.percentile(latencies, 99)),
-            "examples_per_s": len(latencies) * batch / seconds}
+def summary(latencies: List[float], errors: int, seconds: float, batch: int) -> Dict[str, float]:
+    """p50 / p99 latency and throughput of the answered requests, with the count of failed ones."""
+    answered = latencies or [float("nan")]
+    return {"p50_ms": 1e3 * float(np.percentile(answered, 50)), "p99_ms": 1e3 * float(np.percentile(answered, 99)),
+            "examples_per_s": len(latencies) * batch / seconds, "errors": errors}
+
+
+def errors_note(cells: Dict[str, Dict[str, float]]) -> str:
+    """'' when no request failed, else a warning naming each model's failed requests."""
+    failed = {name: int(cell["errors"]) for name, cell in cells.items() if cell["errors"]}
+    return ("  <- FAILED REQUESTS: " + ", ".join(f"{n} {c}" for n, c in failed.items())) if failed else ""
 
 
 def _in_process_p50(export_dir: str, payloads: Sequence[Sequence[bytes]], seconds: float) -> float:
@@ -93,14 +101,15 @@ def _in_process_p50(export_dir: str, payloads: Sequence[Sequence[bytes]], second
     return 1e3 * statistics.median(latencies)
 
 
-def _start_server(models: Dict[str, str]) -> Tuple[subprocess.Popen, str]:
+def start_server(models: Dict[str, str], poll_seconds: float = 0.0, log=subprocess.DEVNULL
+                 ) -> Tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port),
-               "--file_system_poll_wait_seconds", "0", "--max_request_bytes", str(64 << 20)]
+               "--file_system_poll_wait_seconds", str(poll_seconds), "--max_request_bytes", str(64 << 20)]
     command += [f"--model={name}={path}" for name, path in models.items()]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else log)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -115,7 +124,7 @@ def _start_server(models: Dict[str, str]) -> Tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-root", default=configs.PipelineConfig().output_root)
     parser.add_argument("--seconds", type=float, default=3.0, help="per model per cell per round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -133,38 +142,42 @@ def main() -> None:
         pair_export = outside_pipeline.train_and_export(config.pipeline_root, settings, os.path.join(work, "train"))
         shutil.copytree(pair_export, os.path.join(work, "pair", "1"))
         models = {"bce": config.serving_root, "pair": os.path.join(work, "pair")}
-        examples = _test_examples(config, 256 * 8)
+        examples = held_out_examples(config, 256 * 8)
         payloads = {1: [[e] for e in examples[:256]],
                     256: [examples[i:i + 256] for i in range(0, len(examples) - 255, 256)]}
-        proc, url = _start_server(models)
+        proc, url = start_server(models)
         try:
             print(common.machine_line())
             print(f"server: serving.server on {url}; BCE = pushed version {bce_versions[0]}, CP = α 0.7, 1 epoch; "
                   f"{args.rounds} rounds × {args.seconds:g} s per model per cell")
-            print(f"\n  {'batch':>5} {'clients':>7} | {'BCE p50':>8} {'p99':>7} {'ex/s':>8} | "
-                  f"{'CP p50':>8} {'p99':>7} {'ex/s':>8} | {'CP/BCE p50':>10} {'p99':>6} {'ex/s':>6}")
+            print(f"\n  {'batch':>5} {'clients':>7} | {'BCE p50':>8} {'p99':>7} {'ex/s':>8} {'err':>4} | "
+                  f"{'CP p50':>8} {'p99':>7} {'ex/s':>8} {'err':>4} | {'CP/BCE p50':>10} {'p99':>6} {'ex/s':>6}")
             for batch in BATCH_SIZES:
                 for clients in CONCURRENCY:
-                    latencies = {"bce": [], "pair": []}
+                    latencies, errors = {"bce": [], "pair": []}, {"bce": 0, "pair": 0}
                     for name in latencies:  # untimed: opens the connections and warms the server threads
-                        _run_clients(url, name, payloads[batch], clients, 0.5)
+                        run_clients(url, name, payloads[batch], clients, 0.5)
                     for _ in range(args.rounds):
                         for name in latencies:
-                            latencies[name] += _run_clients(url, name, payloads[batch], clients, args.seconds)[0]
-                    s = {n: _summary(v, args.seconds * args.rounds, batch) for n, v in latencies.items()}
-                    ratio = {k: s["pair"][k] / s["bce"][k] for k in s["bce"]}
+                            answered, _, failed = run_clients(url, name, payloads[batch], clients, args.seconds)
+                            latencies[name] += answered
+                            errors[name] += failed
+                    s = {n: summary(v, errors[n], args.seconds * args.rounds, batch) for n, v in latencies.items()}
+                    ratio = {k: s["pair"][k] / s["bce"][k] for k in ("p50_ms", "p99_ms", "examples_per_s")}
                     print(f"  {batch:>5} {clients:>7} | {s['bce']['p50_ms']:8.2f} {s['bce']['p99_ms']:7.2f} "
-                          f"{s['bce']['examples_per_s']:8.0f} | {s['pair']['p50_ms']:8.2f} {s['pair']['p99_ms']:7.2f} "
-                          f"{s['pair']['examples_per_s']:8.0f} | {ratio['p50_ms']:10.3f} {ratio['p99_ms']:6.3f} "
-                          f"{ratio['examples_per_s']:6.3f}")
+                          f"{s['bce']['examples_per_s']:8.0f} {s['bce']['errors']:4d} | {s['pair']['p50_ms']:8.2f} "
+                          f"{s['pair']['p99_ms']:7.2f} {s['pair']['examples_per_s']:8.0f} {s['pair']['errors']:4d} | "
+                          f"{ratio['p50_ms']:10.3f} {ratio['p99_ms']:6.3f} {ratio['examples_per_s']:6.3f}"
+                          + errors_note(s))
             print("\n  server p50 / in-process p50 (1 client):")
             bce_dir = os.path.join(config.serving_root, str(bce_versions[0]))
             for batch in BATCH_SIZES:
-                served = _summary(_run_clients(url, "bce", payloads[batch], 1, args.seconds)[0], args.seconds, batch)
+                answered, _, failed = run_clients(url, "bce", payloads[batch], 1, args.seconds)
+                served = summary(answered, failed, args.seconds, batch)
                 local = _in_process_p50(bce_dir, payloads[batch], args.seconds)
                 print(f"  batch {batch:>3}: server {served['p50_ms']:.2f} ms, in-process {local:.2f} ms, "
-                      f"ratio {served['p50_ms'] / local:.2f}")
-            latencies, requests, errors = _run_clients(url, "bce", payloads[1], 32, args.load_seconds)
+                      f"ratio {served['p50_ms'] / local:.2f}" + errors_note({"bce": served}))
+            latencies, requests, errors = run_clients(url, "bce", payloads[1], 32, args.load_seconds)
             print(f"\n  load: 32 clients × {args.load_seconds:g} s, single examples: {requests} requests, "
                   f"{errors} errors, {requests / args.load_seconds:.0f} req/s, "
                   f"p50 {1e3 * np.percentile(latencies, 50):.1f} ms, p99 {1e3 * np.percentile(latencies, 99):.1f} ms")

@@ -85,10 +85,11 @@ def main() -> None:
     parser.add_argument("--rows-per-field", type=int, default=85_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, required=True, help="intra- and inter-op threads (as TensorFlow's)")
     parser.add_argument("--modes", default="fp32,bf16,sparse_fp32,sparse_bf16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
     rng = np.random.default_rng(0)
     n = args.batch_size
     batch = (torch.from_numpy(np.minimum(rng.zipf(1.2, (n, 26)) - 1, args.rows_per_field - 1)).long(),
@@ -105,7 +106,7 @@ def main() -> None:
             for _ in range(args.steps):
                 step()
             seconds[mode].append((time.perf_counter() - start) / args.steps)
-    print(json.dumps({"torch": torch.__version__,
+    print(json.dumps({"torch": torch.__version__, "threads": [torch.get_num_threads(), torch.get_num_interop_threads()],
                       "examples_per_s": {m: n / statistics.median(v) for m, v in seconds.items()}}))
 
 

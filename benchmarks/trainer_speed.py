@@ -13,7 +13,6 @@
 (c) the same model in plain PyTorch 2.13 CPU (benchmarks/torch_dcnv2.py, installed by this script
     into its own virtualenv, Python 3.11), measured between two runs of ours.
 """
-import argparse
 import glob
 import json
 import os
@@ -30,7 +29,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from benchmarks import common
-from settings import configs
+from settings import configs, flags
 from transforms import splits
 from serving import contract
 from trainer import data, model as model_lib, optimizers, outside_pipeline
@@ -148,21 +147,35 @@ def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs
         shutil.rmtree(work, ignore_errors=True)
 
 
-def torch_examples_per_s(batch_size: int, rounds: int, steps: int) -> Dict[str, float]:
+def set_tensorflow_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op thread pools, before its runtime starts (PyTorch gets the same)."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def torch_command(python: str, batch_size: int, rounds: int, steps: int, threads: int) -> List[str]:
+    """benchmarks/torch_dcnv2.py with the same batch, rounds, steps and thread count as ours."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_dcnv2.py")
+    return [python, script, "--batch-size", str(batch_size), "--rounds", str(rounds), "--steps", str(steps),
+            "--threads", str(threads)]
+
+
+def torch_examples_per_s(batch_size: int, rounds: int, steps: int, threads: int) -> Dict[str, float]:
     """(c): runs benchmarks/torch_dcnv2.py in a Python 3.11 virtualenv with torch==2.13.0 (CPU)."""
     python = os.path.join(TORCH_VENV, "bin", "python")
     if not os.path.exists(python):
         base = shutil.which("python3.11") or shutil.which("python3")
         subprocess.run([base, "-m", "venv", TORCH_VENV], check=True)
         subprocess.run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0", "numpy"], check=True)
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_dcnv2.py")
-    out = subprocess.run([python, script, "--batch-size", str(batch_size), "--rounds", str(rounds),
-                          "--steps", str(steps)], check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["examples_per_s"]
+    out = subprocess.run(torch_command(python, batch_size, rounds, steps, threads), check=True, capture_output=True,
+                         text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    print(f"  PyTorch threads (intra-op, inter-op): {result['threads']}")
+    return result["examples_per_s"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default="a,b,quality,c")
     parser.add_argument("--output-root", default=configs.PipelineConfig().output_root)
     parser.add_argument("--modes", default=",".join(MODES))
@@ -174,13 +187,17 @@ def main() -> None:
     parser.add_argument("--path-steps", type=int, default=60, help="(a): steps per timed fit call")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="intra- and inter-op threads of both TensorFlow and PyTorch (default: every core)")
     args = parser.parse_args()
+    set_tensorflow_threads(args.threads)
     sections, modes, quality_modes = args.sections.split(","), args.modes.split(","), args.quality_modes.split(",")
     unknown = set(modes + quality_modes) - set(MODES)
     if unknown:
         sys.exit(f"unknown mode(s) {sorted(unknown)}; valid: {', '.join(MODES)}")
     config = configs.PipelineConfig(output_root=os.path.abspath(args.output_root))
     print(common.machine_line())
+    print(f"threads: {args.threads} intra-op and {args.threads} inter-op, TensorFlow and PyTorch alike")
     if "a" in sections:
         full_path_vs_bare(config, steps=args.path_steps)
     ours: Dict[str, float] = {}
@@ -189,7 +206,7 @@ def main() -> None:
     if "quality" in sections:
         quality(config, quality_modes, args.seeds, args.epochs)
     if "c" in sections:
-        theirs = torch_examples_per_s(args.batch_size, args.rounds, args.steps)
+        theirs = torch_examples_per_s(args.batch_size, args.rounds, args.steps, args.threads)
         again = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
         ours = {m: (ours[m] + again[m]) / 2 for m in modes}
         print(f"\n(c) PyTorch 2.13 CPU, same model and batch (examples/s): "

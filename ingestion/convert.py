@@ -1,11 +1,12 @@
 """Beam job: Criteo TSV/CSV click logs -> gzipped TFRecord `tf.Example`s, split 7:2:1.
 
-Reads the Kaggle `train.txt` layout (tab-separated, no header, plain or gzip) or the
-comma-separated variant with a header row. Each data row becomes a `tf.Example`
-(`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes, each absent when missing) in
-`<out>/Split-{train,eval,test}/`. A malformed row goes to `<out>/dead_letters/`
-as a JSON line with its file, line number, reason and text. `<out>/counts.json`
-holds, per split, rows read = rows written + rows rejected.
+Reads the Kaggle `train.txt` layout (tab-separated, plain or gzip) or the comma-separated
+variant (transforms/rows.py; a header row and a byte-order mark are skipped, and counted).
+Each data row becomes a `tf.Example` (`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes,
+each absent when missing) in `<out>/Split-{train,eval,test}/`. A malformed row goes to
+`<out>/dead_letters/` as a JSON line with its file, line number, reason and text; no row
+aborts the job. `<out>/counts.json` holds, per split, the rows read (counted at the reader),
+written and rejected; the job fails, naming the split, unless read = written + rejected.
 
 Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner needs no code change:
 
@@ -27,14 +28,15 @@ from transforms import rows, splits
 
 COUNTS_FILE = "counts.json"
 DEAD_LETTER_DIR = "dead_letters"
-_DEAD = "dead"
+_DEAD, _HEADER = "dead", "header"
 
 
 class ReadNumberedLines(beam.DoFn):
-    """Yields (file, 1-based line number, text) for every line of a file, header excepted."""
+    """Yields (file, 1-based line number, text) for every data line of a file; a header row on the
+    first line goes to the `header` output instead."""
 
     def __init__(self, input_format: str):
-        self._input_format = input_format
+        self._delimiter = rows.delimiter(input_format)
 
     def process(self, path: str) -> Iterable[Tuple[str, int, Optional[str]]]:
         with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
@@ -43,10 +45,11 @@ class ReadNumberedLines(beam.DoFn):
                     text = raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError:
                     text = None
-                if number == 1 and self._input_format == "csv":
-                    rows.check_csv_header(path, text)
+                data = None if text is None else rows.data_line(number, text, self._delimiter)
+                if text is not None and data is None:
+                    yield beam.pvalue.TaggedOutput(_HEADER, path)
                     continue
-                yield path, number, text
+                yield path, number, data
 
 
 class ParseToExample(beam.DoFn):
@@ -61,31 +64,34 @@ class ParseToExample(beam.DoFn):
         try:
             if text is None:
                 raise rows.RowError("not valid UTF-8")
-            label, row = rows.parse_row(text, self._delimiter)
-        except rows.RowError as error:
+            example = rows.to_example(*rows.parse_row(text, self._delimiter))
+        except (rows.RowError, ValueError) as error:  # ValueError: a value the tf.Example cannot hold
             beam.metrics.Metrics.counter("ingest", f"{split}_rejected").inc()
             yield beam.pvalue.TaggedOutput(_DEAD, (split, json.dumps(
                 {"file": path, "line": number, "split": split, "reason": str(error), "text": text})))
             return
         beam.metrics.Metrics.counter("ingest", f"{split}_written").inc()
-        yield split, rows.to_example(label, row)
+        yield split, example
 
 
 def _counts_json(counts: List[Tuple[Tuple[str, str], int]], inputs: Sequence[str]) -> str:
     table = {name: {"read": 0, "written": 0, "rejected": 0} for name in splits.SPLITS}
+    headers = 0
     for (split, status), n in counts:
-        table[split][status] += n
-    for row in table.values():
-        row["read"] = row["written"] + row["rejected"]
-    return json.dumps({"inputs": list(inputs), "splits": table}, sort_keys=True)
+        if status == _HEADER:
+            headers += n
+        else:
+            table[split][status] += n
+    return json.dumps({"inputs": list(inputs), "headers_skipped": headers, "splits": table}, sort_keys=True)
 
 
 def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_format: str) -> None:
     """Adds the ingestion transforms to a Beam pipeline."""
     rows.delimiter(input_format)  # refuses an unknown format before the job starts
-    parsed = (root
-              | "InputFiles" >> beam.Create(list(inputs))
-              | "ReadLines" >> beam.ParDo(ReadNumberedLines(input_format))
+    lines = (root
+             | "InputFiles" >> beam.Create(list(inputs))
+             | "ReadLines" >> beam.ParDo(ReadNumberedLines(input_format)).with_outputs(_HEADER, main="data"))
+    parsed = (lines.data
               | "Redistribute" >> beam.Reshuffle()
               | "Parse" >> beam.ParDo(ParseToExample(input_format)).with_outputs(_DEAD, main="good"))
     for split in splits.SPLITS:
@@ -99,9 +105,11 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
      | "DeadValues" >> beam.Values()
      | "WriteDead" >> beam.io.WriteToText(
          os.path.join(output_dir, DEAD_LETTER_DIR, "dead_letters"), file_name_suffix=".jsonl"))
+    read = lines.data | "KeyRead" >> beam.Map(lambda item: ((splits.split_of(item[1]), "read"), 1))
+    headers = lines[_HEADER] | "KeyHeaders" >> beam.Map(lambda _: ((None, _HEADER), 1))
     written = parsed.good | "KeyWritten" >> beam.Map(lambda kv: ((kv[0], "written"), 1))
     rejected = parsed[_DEAD] | "KeyRejected" >> beam.Map(lambda kv: ((kv[0], "rejected"), 1))
-    (((written, rejected) | "AllOutcomes" >> beam.Flatten())
+    (((read, headers, written, rejected) | "AllOutcomes" >> beam.Flatten())
      | "CountOutcomes" >> beam.CombinePerKey(sum)
      | "Gather" >> beam.combiners.ToList()
      | "ToJson" >> beam.Map(_counts_json, inputs)
@@ -130,7 +138,8 @@ def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
     counts = read_counts(output_dir)
     for split, row in counts["splits"].items():
         if row["read"] != row["written"] + row["rejected"]:
-            raise RuntimeError(f"counts do not reconcile for {split}: {row}")
+            raise RuntimeError(f"ingestion lost rows in split {split!r}: {row['read']} read at the reader, but "
+                               f"{row['written']} written + {row['rejected']} rejected (see {output_dir})")
     return counts
 
 

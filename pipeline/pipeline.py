@@ -11,7 +11,9 @@ from typing import Any, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
+from pipeline import atomic_pusher
 from settings.configs import PipelineConfig, TrainerSettings, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -92,7 +94,8 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_root)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_root)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

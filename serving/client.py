@@ -42,17 +42,26 @@ class ServingClient:
             (f"/versions/{version}" if version is not None else "")
 
     def request(self, method: str, path: str, body: Optional[bytes] = None) -> Dict[str, Any]:
+        """One request; a kept-alive connection the server has since closed is reopened and the request
+        sent once more (status, metadata and predict change nothing on the server)."""
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (1, 2):
+            try:
+                self._connection.request(method, path, body=body, headers=headers)
+                response = self._connection.getresponse()
+                payload = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                self._connection.close()  # reconnects on the next call
+                if attempt == 2:
+                    raise
         try:
-            self._connection.request(method, path, body=body, headers=headers)
-            response = self._connection.getresponse()
-            payload = response.read()
-        except (ConnectionError, http.client.HTTPException):
-            self._connection.close()  # reconnect on the next call
-            raise
-        answer = json.loads(payload) if payload else {}
-        if response.status >= 300:
-            raise ServingError(response.status, answer.get("error", payload.decode("utf-8", "replace")))
+            answer = json.loads(payload) if payload else {}
+        except ValueError:  # not JSON: a proxy's or another server's plain-text error page
+            answer = None
+        if response.status >= 300 or not isinstance(answer, dict):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise ServingError(response.status, error or payload.decode("utf-8", "replace")[:500])
         return answer
 
     def status(self) -> Dict[str, Any]:
@@ -85,11 +94,11 @@ def read_text_rows(path: str, input_format: str) -> Iterator[Tuple[int, Optional
     delimiter = rows.delimiter(input_format)
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
-            if number == 1 and input_format == "csv":
-                rows.check_csv_header(path, line)
-                continue
+            line = rows.data_line(number, line.rstrip("\r\n"), delimiter)
+            if line is None:
+                continue  # the header row
             try:
-                yield number, rows.parse_row(line.rstrip("\n"), delimiter), ""
+                yield number, rows.parse_row(line, delimiter), ""
             except rows.RowError as error:
                 yield number, None, str(error)
 

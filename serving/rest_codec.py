@@ -8,7 +8,8 @@ String values may be base64 as {"b64": "..."}. Response: {"predictions": [...]} 
 {"outputs": ...} for columns; a single output gives its values, several give objects.
 
 Inputs listed in `missing_values` may be left out (or sent as null) and take that value: the
-`serving_raw` signature's missing markers, so a JSON client may omit a missing feature.
+`serving_raw` signature's missing markers, so a JSON client may omit a missing feature; there NaN
+also means missing. Infinities, NaN elsewhere, and numbers outside the input's dtype are refused.
 Every problem raises `RequestError` naming it.
 """
 import base64
@@ -61,15 +62,19 @@ def parse_predict_request(body: bytes, signature_names: Collection[str], default
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RequestError(f"malformed JSON request: {error}") from None
+    except RecursionError:
+        raise RequestError("malformed JSON request: nested too deeply") from None
     signature_name = (request.get("signature_name") if isinstance(request, dict) else None) or default_signature
+    if not isinstance(signature_name, str):
+        raise RequestError(f"'signature_name' must be a string, got {json_type(signature_name)}")
     if signature_name not in signature_names:
         raise RequestError(f"serving signature name {signature_name!r} not found in the signature "
                            f"defs of model {model_name!r}; available: {sorted(signature_names)}")
     return request, signature_name
 
 
-def _convert(value: Any, name: str, spec: tf.TensorSpec, where: str) -> Any:
-    """One JSON scalar for `spec` -> a Python value of its dtype."""
+def _convert(value: Any, name: str, spec: tf.TensorSpec, where: str, nan_allowed: bool = False) -> Any:
+    """One JSON scalar for `spec` -> a Python value of its dtype (NaN only where `nan_allowed`)."""
     if spec.dtype == tf.string:
         if isinstance(value, str):
             return value.encode("utf-8")
@@ -83,11 +88,23 @@ def _convert(value: Any, name: str, spec: tf.TensorSpec, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestError(f"{where}: expected a number for {name} ({dtype_name(spec.dtype)}), "
                            f"got {json_type(value)}")
+    if isinstance(value, float) and math.isnan(value) and not nan_allowed:
+        raise RequestError(f"{where}: NaN is not a value of {name} (only missing numbers of serving_raw take NaN)")
+    if isinstance(value, float) and math.isinf(value):
+        raise RequestError(f"{where}: {name} must be finite, got {value}")
     if spec.dtype.is_integer:
         if isinstance(value, float) and not value.is_integer():
             raise RequestError(f"{where}: expected an integer for {name}, got {value}")
+        if not spec.dtype.min <= value <= spec.dtype.max:
+            raise RequestError(f"{where}: {name} is outside the range of {dtype_name(spec.dtype)}")
         return int(value)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise RequestError(f"{where}: {name} is too large for {dtype_name(spec.dtype)}") from None
+    if abs(number) > spec.dtype.max:  # False for NaN, the missing marker
+        raise RequestError(f"{where}: {name} is too large for {dtype_name(spec.dtype)}")
+    return number
 
 
 def json_type(value: Any) -> str:
@@ -108,7 +125,7 @@ def _column(values: List[Any], name: str, spec: tf.TensorSpec, missing: Mapping[
         elif value is None:
             raise RequestError(f"{where}[{i}]: null for input {name}, which has no missing value")
         else:
-            converted.append(_convert(value, name, spec, f"{where}[{i}]"))
+            converted.append(_convert(value, name, spec, f"{where}[{i}]", nan_allowed=name in missing))
     if spec.dtype == tf.string:
         return tf.constant(np.array(converted, dtype=object), dtype=tf.string)
     return tf.constant(np.array(converted, dtype=spec.dtype.as_numpy_dtype), dtype=spec.dtype)

@@ -8,8 +8,9 @@ Endpoints (as TF Serving's, https://www.tensorflow.org/tfx/serving/api_rest):
 - `GET  /v1/models/{name}[/versions/{v}]/metadata`   signature defs
 - `POST /v1/models/{name}[/versions/{v}]:predict`    `instances` or `inputs`, optional `signature_name`
 Errors return `{"error": "..."}` with a 4xx status, and the server keeps serving. The newest version
-under each base path is served; new versions pushed there are picked up every
-`--file_system_poll_wait_seconds`. Binds 127.0.0.1 unless `--host` says otherwise.
+under each base path that loads and answers is served (serving/model_store.py); versions pushed or
+deleted there are picked up every `--file_system_poll_wait_seconds`. A prediction's `X-Model-Version`
+header names the version that computed it. Binds 127.0.0.1 unless `--host` says otherwise.
 """
 import argparse
 import contextlib
@@ -27,13 +28,16 @@ from starlette.exceptions import HTTPException  # pylint: disable=g-import-not-a
 from starlette.requests import Request  # pylint: disable=g-import-not-at-top
 from starlette.responses import JSONResponse  # pylint: disable=g-import-not-at-top
 from starlette.routing import Route  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import uvicorn  # pylint: disable=g-import-not-at-top
 
 from serving import contract, rest_codec  # pylint: disable=g-import-not-at-top
 from serving.model_store import ModelStore  # pylint: disable=g-import-not-at-top
+from settings import flags  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 10_000
+VERSION_HEADER = "X-Model-Version"  # on every prediction: the version that computed it
 
 
 class _PathSegment(Convertor):
@@ -52,13 +56,17 @@ register_url_convertor("segment", _PathSegment())
 
 
 async def model_status(request: Request, name: str, version: Optional[str] = None) -> Dict:
+    """TF Serving's version status: AVAILABLE versions, and versions that failed to load (END, with the error)."""
     store: ModelStore = request.app.state.store
-    versions = ([store.get(name, rest_codec.parse_version(version)).version] if version is not None
-                else store.loaded_versions(name))
-    if not versions:
+    states = store.version_states(name)
+    if version is not None:
+        number = rest_codec.parse_version(version)
+        states = [s for s in states if s["version"] == str(number)]
+        if not states:
+            store.get(name, number)  # raises the not-found error naming the loaded versions
+    if not states:
         store.get(name)  # raises the not-found error naming the base path
-    return {"model_version_status": [{"version": str(v), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}} for v in versions]}
+    return {"model_version_status": states}
 
 
 async def model_metadata(request: Request, name: str, version: Optional[str] = None) -> Dict:
@@ -72,13 +80,18 @@ async def predict(request: Request, name: str, version: Optional[str] = None) ->
     state = request.app.state
     body = await rest_codec.read_body(request, state.max_request_bytes)
     servable = state.store.get(name, rest_codec.parse_version(version))
+    request.state.model_version = servable.version
 
     def run() -> Dict:  # decoding and the model call run off the event loop
         parsed, signature_name = rest_codec.parse_predict_request(body, servable.signatures,
                                                                   contract.DEFAULT_SIGNATURE, name)
         tensors, row_format = rest_codec.decode(parsed, servable.inputs(signature_name),
                                                 servable.missing_values(signature_name), state.max_batch_size)
-        return rest_codec.encode(servable.signatures[signature_name](**tensors), row_format)
+        try:
+            outputs = servable.signatures[signature_name](**tensors)
+        except tf.errors.InvalidArgumentError as error:  # e.g. bytes that are no tf.Example, as TF Serving says
+            raise rest_codec.RequestError(f"Could not parse example input: {error.message.splitlines()[0]}") from None
+        return rest_codec.encode(outputs, row_format)
 
     return await run_in_threadpool(run)
 
@@ -97,7 +110,9 @@ ROUTES = [
 
 def _json_endpoint(handler: Callable[..., Awaitable[Dict]]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
-        return JSONResponse(await handler(request, **request.path_params))
+        body = await handler(request, **request.path_params)
+        version = getattr(request.state, "model_version", None)  # which version answered a predict
+        return JSONResponse(body, headers={VERSION_HEADER: str(version)} if version is not None else None)
     return endpoint
 
 
@@ -161,7 +176,7 @@ def parse_models(args: argparse.Namespace) -> Dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", default="rankloss", help="name for --model_base_path (TF Serving's flag)")
     parser.add_argument("--model_base_path", help="directory of numbered SavedModel versions (the Pusher's)")
     parser.add_argument("--model", action="append", help="NAME=BASE_PATH; repeatable, to serve several models")
@@ -178,8 +193,8 @@ def main() -> None:
     store.refresh()
     for name, base_path in store.base_paths.items():
         if not store.loaded_versions(name):
-            raise SystemExit(f"model {name!r}: no SavedModel version under {base_path} "
-                             "(expected <base_path>/<version>/saved_model.pb, as the Pusher writes)")
+            raise SystemExit(f"model {name!r}: no SavedModel version under {base_path} loads and answers "
+                             "(expected <base_path>/<version>/saved_model.pb, as the Pusher writes; errors above)")
     app = create_app(store, args.max_request_bytes, args.max_batch_size, args.file_system_poll_wait_seconds)
     print(f"[serving] TF Serving REST API on http://{args.host}:{args.rest_api_port}/v1/models/"
           f"{{{','.join(store.base_paths)}}}", flush=True)

@@ -47,10 +47,14 @@ def test_every_entry_point_refuses_every_bad_enumerated_setting_before_any_work(
     assert not os.path.exists(tmp_path / "tfx_home" / "local")  # the tfx CLI registered no pipeline
 
 
-def test_a_misspelled_flag_stops_the_main_command_naming_the_flag(tmp_path):
+@pytest.mark.parametrize("argv,message", [
+    (["--beta_pos", "0.1"], "'--beta_pos' (did you mean --beta-pos?)"),          # not silently dropped
+    (["--loss", "bce", "--alpha", "1.5"], "--alpha: loss 'bce' takes no alpha"),  # not range-checked for bce
+])
+def test_the_main_command_names_what_the_user_mistyped_before_any_work(tmp_path, argv, message):
     output_root = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root),
-                           "--beta_pos", "0.1"], cwd=ROOT, env=project_env(), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 2 and "(did you mean --beta-pos?)" in proc.stderr, proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root)] + argv,
+                          cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert "must be in [0, 1]" not in proc.stderr
     assert not output_root.exists()

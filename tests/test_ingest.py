@@ -106,12 +106,59 @@ def test_real_criteo_csv_sample_converts_without_loss(tmp_path):
     assert any(e.features.feature["I2"].int64_list.value == [-1] for e in examples if "I2" in e.features.feature)
 
 
-def test_csv_without_the_header_is_refused(tmp_path):
+def _good_row(label="1", i1="5", c1="68fd1e64", separator="\t"):
+    return separator.join([label, i1, "", "0"] + ["7"] * 10 + [c1] * 25 + [""])
+
+
+def test_a_tsv_header_and_byte_order_mark_are_skipped_once_and_huge_numbers_become_dead_letters(tmp_path):
+    header = "\t".join(features.RAW_COLUMNS)
+    lines = ["\ufeff" + header, _good_row(), _good_row(i1="99999999999999999999"), _good_row(i1="1e30"),
+             header, _good_row(label="0")]  # a header again, mid-file, is not a header: a bad row
+    path = tmp_path / "with_header.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = str(tmp_path / "out")
+    counts = convert.run([str(path)], out)
+    assert counts["headers_skipped"] == 1
+    table = counts["splits"]
+    assert sum(r["read"] for r in table.values()) == 5
+    assert sum(r["written"] for r in table.values()) == 2
+    reasons = {d["line"]: d["reason"] for d in _dead_letters(out)}
+    assert reasons == {3: "I1: '99999999999999999999' is outside the int64 range",
+                       4: "I1: '1e30' is outside the int64 range", 5: "label must be 0 or 1, got 'label'"}
+
+
+def test_quoted_csv_fields_are_unquoted(tmp_path):
+    quoted = ",".join(f'"{v}"' for v in _good_row(c1="a,b", separator="\t").split("\t"))
+    path = tmp_path / "quoted.csv"
+    path.write_text(",".join(features.RAW_COLUMNS) + "\n" + quoted + "\n" + _good_row(separator=",") + "\n")
+    out = str(tmp_path / "out")
+    counts = convert.run([str(path)], out, input_format="csv")
+    assert counts["headers_skipped"] == 1 and _dead_letters(out) == []
+    examples = [e for s in splits.SPLITS for e in _examples(out, s)]
+    assert sorted(e.features.feature["C1"].bytes_list.value[0] for e in examples) == [b"68fd1e64", b"a,b"]
+    assert all(e.features.feature["I1"].int64_list.value == [5] for e in examples)
+
+
+def test_a_csv_without_a_header_is_read_from_its_first_line(tmp_path):
     path = tmp_path / "no_header.csv"
     with open(REAL_SAMPLE) as f:
         path.write_text("".join(f.readlines()[1:]))
-    with pytest.raises(Exception, match="header row"):
-        convert.run([str(path)], str(tmp_path / "out"), input_format="csv")
+    counts = convert.run([str(path)], str(tmp_path / "out"), input_format="csv")
+    assert counts["headers_skipped"] == 0
+    assert sum(r["written"] for r in counts["splits"].values()) == 200
+
+
+def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_path, monkeypatch):
+    path = tmp_path / "rows.tsv"
+    path.write_text("\n".join([_good_row()] * 5) + "\n")
+    original = convert.ParseToExample.process
+
+    def drop_line_2(self, item):
+        return [] if item[1] == 2 else original(self, item)
+
+    monkeypatch.setattr(convert.ParseToExample, "process", drop_line_2)
+    with pytest.raises(RuntimeError, match=f"lost rows in split '{splits.split_of(2)}'"):
+        convert.run([str(path)], str(tmp_path / "out"))
 
 
 def test_missing_input_is_named(tmp_path):

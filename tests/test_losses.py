@@ -1,4 +1,5 @@
 """Loss values against closed forms, gradients against the paper's derivations, edge cases."""
+import inspect
 import itertools
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
+from settings import configs
 from trainer import losses, metrics
 
 ALL = list(losses.LOSSES)
@@ -29,8 +31,48 @@ def ranknet(y, z):
 
 
 def list_ce(y, scores, beta_pos=1.0):
+    """Eq. 3 / 5; no positives: the sum over P is empty, 0."""
     denominator = np.sum(np.where(y == 1, beta_pos, 1.0) * scores)
-    return -np.mean(np.log(scores[y == 1] / denominator))
+    return -np.mean(np.log(scores[y == 1] / denominator)) if (y == 1).any() else 0.0
+
+
+def jrc(y, two, w, beta_pos=1.0):
+    softmax = np.exp(two) / np.exp(two).sum(1, keepdims=True)
+    clf = -np.mean(np.where(y == 1, beta_pos, 1.0) * np.log(softmax[np.arange(len(y)), y.astype(int)]))
+    column = np.exp(two) / np.exp(two).sum(0, keepdims=True)  # in-batch softmax per column
+    return (1 - w) * clf + w * -np.mean(np.log(column[np.arange(len(y)), y.astype(int)]))
+
+
+def focal(y, z, gamma, beta_pos=1.0, normalized=False):
+    p = sigmoid(z)
+    weights = p ** gamma + (1 - np.mean(p[y == 0] ** gamma)) if normalized and (y == 0).any() else p ** gamma
+    return -np.mean(beta_pos * y * (1 - p) ** gamma * np.log(p) + (1 - y) * weights * np.log(1 - p))
+
+
+def contrastive(y, rep, tau):
+    unit = rep / np.linalg.norm(rep, axis=1, keepdims=True)
+    sim = unit @ unit.T / tau
+    terms = []
+    for i in range(len(y)):
+        others = [a for a in range(len(y)) if a != i]
+        positives = [p for p in others if y[p] == y[i]]
+        norm = np.log(np.sum(np.exp(sim[i, others])))
+        terms.append(-np.mean([sim[i, p] - norm for p in positives]) if positives else 0.0)
+    return np.mean(terms)
+
+
+def reference(name, y, z, two=None, rep=None, alpha=0.4, beta_pos=0.5, gamma=2.0, tau=0.4, w=0.3):
+    """The paper's equations in NumPy, for every loss."""
+    return {
+        "bce": lambda: bce(y, z, beta_pos),
+        "combined_pair": lambda: alpha * bce(y, z, beta_pos) + (1 - alpha) * ranknet(y, z),
+        "combined_list": lambda: alpha * bce(y, z, beta_pos) + (1 - alpha) * list_ce(y, np.exp(z), beta_pos),
+        "rcr": lambda: alpha * bce(y, z, beta_pos) + (1 - alpha) * list_ce(y, sigmoid(z), beta_pos),
+        "jrc": lambda: jrc(y, two, w, beta_pos),
+        "focal": lambda: focal(y, z, gamma, beta_pos),
+        "focal_norm": lambda: focal(y, z, gamma, beta_pos, normalized=True),
+        "combined_contrastive": lambda: alpha * bce(y, z, beta_pos) + (1 - alpha) * contrastive(y, rep, tau),
+    }[name]()
 
 
 def y_pred_for(name, z=Z, representation=None):
@@ -82,21 +124,13 @@ def test_combined_list_and_rcr_eq_3_and_5(beta_pos):
 
 
 def test_jrc_eq_6_7():
-    rng = np.random.default_rng(1)
-    two = rng.normal(size=(len(Y), 2))
-    w = 0.3
-    softmax = np.exp(two) / np.exp(two).sum(1, keepdims=True)
-    clf = -np.mean(np.log(softmax[np.arange(len(Y)), Y.astype(int)]))
-    column = np.exp(two) / np.exp(two).sum(0, keepdims=True)  # in-batch softmax per column
-    rank = -np.mean(np.log(column[np.arange(len(Y)), Y.astype(int)]))
-    assert value("jrc", Y, two, jrc_weight=w) == pytest.approx((1 - w) * clf + w * rank, rel=1e-6)
+    two = np.random.default_rng(1).normal(size=(len(Y), 2))
+    assert value("jrc", Y, two, jrc_weight=0.3) == pytest.approx(jrc(Y, two, 0.3), rel=1e-6)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.5])
 def test_focal_eq_16(gamma):
-    p = sigmoid(Z)
-    expected = -np.mean(Y * (1 - p) ** gamma * np.log(p) + (1 - Y) * p ** gamma * np.log(1 - p))
-    assert value("focal", Y, Z, gamma=gamma) == pytest.approx(expected, rel=1e-5)
+    assert value("focal", Y, Z, gamma=gamma) == pytest.approx(focal(Y, Z, gamma), rel=1e-5)
 
 
 def test_focal_norm_eq_17_and_average_negative_weight_is_one():
@@ -104,8 +138,7 @@ def test_focal_norm_eq_17_and_average_negative_weight_is_one():
     p = sigmoid(Z)
     weights = p ** gamma + (1 - np.mean(p[NEG] ** gamma))
     assert np.mean(weights[NEG]) == pytest.approx(1.0)
-    expected = -np.mean(Y * (1 - p) ** gamma * np.log(p) + (1 - Y) * weights * np.log(1 - p))
-    assert value("focal_norm", Y, Z, gamma=gamma) == pytest.approx(expected, rel=1e-5)
+    assert value("focal_norm", Y, Z, gamma=gamma) == pytest.approx(focal(Y, Z, gamma, normalized=True), rel=1e-5)
     loss = losses.get_loss("focal_norm", gamma=gamma)
     p_gamma = tf.constant(p ** gamma, tf.float32)
     got = loss.negative_weights(tf.constant(Y, tf.float32), p_gamma).numpy()
@@ -113,19 +146,9 @@ def test_focal_norm_eq_17_and_average_negative_weight_is_one():
 
 
 def test_combined_contrastive_eq_18_19():
-    rng = np.random.default_rng(2)
-    rep = rng.normal(size=(len(Y), 3))
-    tau, alpha = 0.4, 0.9
-    unit = rep / np.linalg.norm(rep, axis=1, keepdims=True)
-    sim = unit @ unit.T / tau
-    terms = []
-    for i in range(len(Y)):
-        others = [a for a in range(len(Y)) if a != i]
-        positives = [p for p in others if Y[p] == Y[i]]
-        norm = np.log(np.sum(np.exp(sim[i, others])))
-        terms.append(-np.mean([sim[i, p] - norm for p in positives]) if positives else 0.0)
-    expected = alpha * bce(Y, Z) + (1 - alpha) * np.mean(terms)
-    got = value("combined_contrastive", Y, y_pred_for("combined_contrastive", representation=rep), alpha=alpha, tau=tau)
+    rep = np.random.default_rng(2).normal(size=(len(Y), 3))
+    expected = 0.9 * bce(Y, Z) + 0.1 * contrastive(Y, rep, 0.4)
+    got = value("combined_contrastive", Y, y_pred_for("combined_contrastive", representation=rep), alpha=0.9, tau=0.4)
     assert got == pytest.approx(expected, rel=1e-5)
 
 
@@ -213,12 +236,20 @@ def test_degenerate_batches_stay_finite(name, case):
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
 
 
-@pytest.mark.parametrize("name", ["combined_pair", "combined_list", "rcr"])
-def test_one_class_batch_ranking_term_is_zero(name):
-    for y in (np.zeros(5), np.ones(5)):
-        z = np.linspace(-2, 2, 5)
-        if name == "combined_pair" or y.sum() == 0:
-            assert value(name, y, z, alpha=0.0) == 0.0
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("labels", [np.zeros(5), np.ones(5)], ids=["no positives", "no negatives"])
+def test_one_class_batches_give_what_the_equations_give(name, labels):
+    """No positives: pair and list terms sum over an empty P (0). No negatives: RankNet has no pair (0),
+    ListNet / ListCE are the list cross-entropy among the positives (Eq. 3, 5: non-zero for N+ > 1),
+    JRC and the contrastive term are defined as usual, Focal' has no negative to reweight."""
+    z = np.linspace(-2, 2, 5)
+    rng = np.random.default_rng(4)
+    two, rep = np.stack([-z / 2, z / 2], axis=1), rng.normal(size=(5, 4))
+    y_pred = {losses.TWO_LOGITS: two, losses.LOGIT_AND_REPRESENTATION: np.concatenate([z[:, None], rep], 1)}.get(
+        losses.LOSSES[name].INPUT, z)
+    params = dict(alpha=0.4, beta_pos=0.5, gamma=2.0, tau=0.4, jrc_weight=0.3)
+    expected = reference(name, labels, z, two, rep, alpha=0.4, beta_pos=0.5, gamma=2.0, tau=0.4, w=0.3)
+    assert value(name, labels, y_pred, **params) == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
 @settings(max_examples=40, deadline=None)
@@ -233,14 +264,30 @@ def test_finite_for_random_logits_and_labels(data, name):
 
 # ---- selection, validation, serialization -------------------------------------------------
 
-def test_get_loss_validates_names_and_ranges():
+def test_get_loss_validates_names_and_the_loss_own_parameters():
     with pytest.raises(ValueError, match="valid choices: bce, combined_pair, combined_list, rcr, jrc"):
         losses.get_loss("hinge")
     for params, message in [({"alpha": 1.5}, "alpha must be in \\[0, 1\\]"), ({"beta_pos": 0.0}, "beta_pos must be > 0"),
-                            ({"tau": -1.0}, "tau must be > 0"), ({"gamma": -1.0}, "gamma must be >= 0"),
-                            ({"jrc_weight": 2.0}, "jrc_weight"), ({"temperature": 1.0}, "unknown loss parameter")]:
+                            ({"temperature": 1.0}, "unknown loss parameter")]:
         with pytest.raises(ValueError, match=message):
             losses.get_loss("combined_pair", **params)
+    for name, params, message in [("combined_contrastive", {"tau": -1.0}, "tau must be > 0"),
+                                  ("focal", {"gamma": -1.0}, "gamma must be >= 0"), ("jrc", {"jrc_weight": 2.0}, "jrc_weight")]:
+        with pytest.raises(ValueError, match=message):
+            losses.get_loss(name, **params)
+    # A loss checks only its own parameters: JRC's weight means nothing to Combined-Pair.
+    assert losses.get_loss("combined_pair", jrc_weight=2.0, gamma=-1.0).get_config()["alpha"] == 0.7
+
+
+def test_each_loss_class_takes_exactly_the_parameters_settings_list_and_its_defaults_apply():
+    for name, cls in losses.LOSSES.items():
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "name", "kwargs"}
+        assert accepted == set(configs.LOSS_PARAMETERS[name]), name
+    assert tuple(losses.LOSSES) == configs.LOSSES
+    assert losses.build_loss(configs.LossConfig(name="combined_contrastive")).alpha == 0.9  # the paper's
+    assert losses.build_loss(configs.LossConfig(name="combined_pair", alpha=0.3)).alpha == 0.3
+    with pytest.raises(ValueError, match="alpha must be in"):
+        losses.CombinedPair(alpha=1.5)  # a loss built directly checks its arguments too
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -29,6 +29,8 @@ def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
     auc = re.search(r"^\s+AUC\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
     assert auc and 0.0 < float(auc.group(1)) < 1.0 and 0.5 < float(auc.group(2)) < 1.0
     assert re.search(r"^pushed model: /\S+/serving/rankloss-tfx/\d+$", stdout, re.M)
+    serving_root = os.path.dirname(re.search(r"^pushed model: (\S+)$", stdout, re.M).group(1))
+    assert all(entry.isdigit() for entry in os.listdir(serving_root))  # the staged push left nothing behind
 
 
 def test_pushed_model_scores_a_serialized_example(demo_run):

@@ -31,14 +31,6 @@ def test_blessing_needs_auc_floor_and_no_regression():
     assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
 
 
-def test_trainer_settings_survive_custom_config_json():
-    config = configs.PipelineConfig()
-    config.model.dnn_units = (64, 32)
-    config.loss.name, config.loss.alpha = "combined_pair", 0.3
-    settings = configs.TrainerSettings.from_pipeline_config(config)
-    assert configs.TrainerSettings.from_custom_config(json.loads(json.dumps(settings.to_custom_config()))) == settings
-
-
 def test_flags_override_defaults():
     parser = flags.StrictParser()
     flags.add_flags(parser)
@@ -50,7 +42,8 @@ def test_flags_override_defaults():
 def test_compiles_for_kubeflow_v2(tmp_path):
     out = str(tmp_path / "spec.json")
     proc = subprocess.run([sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
-                           "--output-root", "gs://bucket/rankloss", "--output", out, "--loss", "bce"],
+                           "--output-root", "gs://bucket/rankloss", "--output", out,
+                           "--loss", "combined_contrastive", "--tau", "0.2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=project_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -63,6 +56,14 @@ def test_compiles_for_kubeflow_v2(tmp_path):
     assert "/pipeline/transforms/schema.pbtxt" in json.dumps(spec)
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/rankloss/tfx/rankloss-tfx"  # URI kept
     assert not os.path.exists(os.path.join(ROOT, "gs:"))
+    assert "pipeline.atomic_pusher.Executor" in json.dumps(executors["Pusher_executor"])
+    # The Trainer gets the loss as typed: alpha unset, so the loss's own default (the paper's 0.9) applies.
+    trainer = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    custom_config = json.loads(trainer["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    settings = configs.TrainerSettings.from_custom_config(custom_config)
+    assert (settings.loss.name, settings.loss.alpha, settings.loss.tau) == ("combined_contrastive", None, 0.2)
+    from trainer import losses  # the Trainer's side of the contract (the pipeline package never imports it)
+    assert losses.build_loss(settings.loss).get_config()["alpha"] == 0.9
 
 
 def test_demo_states_the_training_setting_and_steps_per_epoch():

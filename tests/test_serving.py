@@ -1,4 +1,5 @@
 """The REST server over real HTTP on loopback: TF Serving's API, both signatures, errors, the client."""
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import tensorflow as tf
 from settings import configs
 from transforms import rows
 from serving import contract
-from serving.client import ServingClient
+from serving.client import ServingClient, ServingError
 from tests.conftest import ROOT, project_env
 from transforms import features
 
@@ -39,6 +40,36 @@ def _versioned(base, export_dir, version=1):
     return str(base)
 
 
+def _copy_in_atomically(base, source_version, version):
+    staging = os.path.join(base, f".tmp-{version}")  # not a version number: ignored while it is written
+    shutil.copytree(os.path.join(base, str(source_version)), staging)
+    os.rename(staging, os.path.join(base, str(version)))
+
+
+@contextlib.contextmanager
+def _running_server(models, log_path, *flags):
+    """The server CLI on loopback over `models` ({name: base path}), its output in `log_path`; yields its URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port), *flags]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command + [f"--model={k}={v}" for k, v in models.items()], cwd=ROOT,
+                                env=project_env(), stdout=log, stderr=subprocess.STDOUT)
+        url, deadline = f"http://127.0.0.1:{port}", time.time() + 120
+        try:
+            while True:
+                try:
+                    ServingClient(url, next(iter(models))).status()
+                    break
+                except (ConnectionError, OSError):
+                    if proc.poll() is not None or time.time() > deadline:
+                        pytest.fail("server did not start:\n" + open(log_path).read()[-3000:])
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def server(demo_run, exported_by_loss, tmp_path_factory):
     """The server CLI on loopback serving the demo's pushed model plus a BCE and a Combined-Pair model."""
@@ -47,25 +78,9 @@ def server(demo_run, exported_by_loss, tmp_path_factory):
     models = {"rankloss": configs.PipelineConfig(output_root=output_root).serving_root,
               "bce": _versioned(work / "bce", exported_by_loss["bce"]),
               "pair": _versioned(work / "pair", exported_by_loss["combined_pair"])}
-    port = _free_port()
-    command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port), "--max_request_bytes", "200000",
-               "--file_system_poll_wait_seconds", "0.5"] + [f"--model={k}={v}" for k, v in models.items()]
-    proc = subprocess.Popen(command, cwd=ROOT, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            ServingClient(url, "rankloss").status()
-            break
-        except (ConnectionError, OSError):
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail("server did not start:\n" + proc.stdout.read()[-3000:])
-            time.sleep(0.5)
-    yield url, models
-    proc.terminate()
-    proc.wait(timeout=30)
+    with _running_server(models, work / "server.log", "--max_request_bytes", "200000",
+                         "--file_system_poll_wait_seconds", "0.5") as url:
+        yield url, models
 
 
 def _http(url, method="GET", body=None):
@@ -131,12 +146,45 @@ def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
     ("unknown:predict", json.dumps({"instances": [{"b64": ""}]}).encode(), 404, "unknown"),
     ("rankloss/versions/999:predict", json.dumps({"instances": [{"b64": ""}]}).encode(), 404, "999"),
     ("rankloss:predict", json.dumps({"instances": [{"b64": "A" * 4}] * 30000}).encode(), 413, "limit"),
+    # Hardening: each of these used to get a plain-text 500.
+    ("rankloss:predict", json.dumps({"instances": [{"b64": "aGVsbG8gd29ybGQ="}]}).encode(), 400,
+     "Could not parse example input"),
+    ("rankloss:predict", ('{"signature_name": "serving_raw", "instances": [{"I1": 1' + "0" * 400 + '}]}').encode(), 400,
+     "I1 is too large for DT_DOUBLE"),
+    ("rankloss:predict", json.dumps({"signature_name": ["a"], "instances": [{"b64": ""}]}).encode(), 400,
+     "'signature_name' must be a string"),
+    ("rankloss:predict", ('{"instances": ' + "[" * 60000 + "]" * 60000 + "}").encode(), 400, "nested too deeply"),
+    # Infinity is no count; NaN means "missing" on serving_raw only.
+    ("rankloss:predict", b'{"signature_name": "serving_raw", "instances": [{"I1": Infinity}]}', 400, "I1 must be finite"),
+    ("rankloss:predict", b'{"signature_name": "serving_raw", "inputs": {"I5": [-Infinity]}}', 400, "I5 must be finite"),
+    ("rankloss:predict", b'{"signature_name": "serving_raw", "instances": [{"I1": 1e400}]}', 400, "I1 must be finite"),
+    ("rankloss:classify", json.dumps({"instances": [{"b64": ""}]}).encode(), 400, "use :predict"),
 ])
 def test_bad_requests_get_4xx_naming_the_problem_and_the_server_keeps_serving(server, path, body, status, message):
     url, _ = server
     got_status, answer = _http(f"{url}/v1/models/{path}", "POST", body)
     assert got_status == status and message in answer["error"], answer
     assert _http(f"{url}/v1/models/rankloss")[0] == 200
+
+
+def test_wrong_methods_and_unknown_paths_get_json_errors(server):
+    url, _ = server
+    status, answer = _http(f"{url}/v1/models/rankloss:predict")
+    assert status == 405 and "takes POST" in answer["error"]
+    status, answer = _http(f"{url}/v1/models/rankloss/labels/stable")
+    assert status == 404 and "version labels are not configured" in answer["error"]
+    status, answer = _http(f"{url}/v2/anything")
+    assert status == 404 and "unknown path" in answer["error"]
+
+
+def test_nan_is_a_missing_count_on_serving_raw_and_nothing_else():
+    from serving import rest_codec
+
+    count = {"I1": tf.TensorSpec([None], tf.float64)}
+    tensors, _ = rest_codec.decode({"instances": [{"I1": float("nan")}]}, count, {"I1": float("nan")}, 10)
+    assert np.isnan(tensors["I1"].numpy()[0])
+    with pytest.raises(rest_codec.RequestError, match="NaN is not a value of I1"):
+        rest_codec.decode({"instances": [{"I1": float("nan")}]}, count, {}, 10)
 
 
 def test_bce_and_combined_pair_models_share_one_server_and_identical_signatures(server):
@@ -152,7 +200,7 @@ def test_bce_and_combined_pair_models_share_one_server_and_identical_signatures(
 def test_a_newly_pushed_version_is_picked_up(server):
     url, models = server
     base = models["bce"]
-    shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
+    _copy_in_atomically(base, 1, 2)
     deadline = time.time() + 60
     while time.time() < deadline:
         versions = [v["version"] for v in _http(f"{url}/v1/models/bce")[1]["model_version_status"]]
@@ -192,3 +240,88 @@ def test_client_reports_a_server_error(server, tmp_path):
                            "--input", str(path)], cwd=ROOT, env=project_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "HTTP 404" in proc.stderr and "absent" in proc.stderr
+
+
+@pytest.fixture()
+def versioned_server(exported_by_loss, tmp_path):
+    """A server polling every 0.3 s over a base path holding one good version (1); its log in a file."""
+    base = tmp_path / "models"
+    _versioned(base, exported_by_loss["bce"], version=1)
+    with _running_server({"m": base}, tmp_path / "server.log", "--file_system_poll_wait_seconds", "0.3") as url:
+        yield url, base, tmp_path / "server.log"
+
+
+def _states(url):
+    return {v["version"]: (v["state"], v["status"]["error_message"])
+            for v in _http(f"{url}/v1/models/m")[1]["model_version_status"]}
+
+
+def _wait_for(condition, seconds=60):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def test_a_broken_push_never_takes_the_model_down_and_deleting_the_newest_rolls_back(versioned_server):
+    url, base, log = versioned_server
+    client = ServingClient(url, "m")
+    serialized = _examples(ROWS)
+    expected = client.predict_examples(serialized)
+
+    (base / "2").mkdir()
+    (base / "2" / "saved_model.pb").write_text("garbage")            # a broken or half-copied version
+    _wait_for(lambda: "2" in _states(url))
+    states = _states(url)
+    assert states["1"] == ("AVAILABLE", "") and states["2"][0] == "END" and states["2"][1]
+    np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)  # version 1 still serves
+    assert _http(f"{url}/v1/models/m/versions/2")[1]["model_version_status"][0]["state"] == "END"
+    time.sleep(1.5)                                                   # several polls later ...
+    assert open(log).read().count("version 2 at") == 1              # ... the failure was logged once
+
+    _copy_in_atomically(base, 1, 3)                                   # a good push, copied in atomically
+    _wait_for(lambda: _states(url).get("3") == ("AVAILABLE", ""))
+    assert "1" not in _states(url)                                    # one version served: the newest good one
+    np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)
+
+    shutil.rmtree(base / "3")                                         # roll back: delete the newest
+    _wait_for(lambda: _states(url).get("1") == ("AVAILABLE", ""))
+    assert "3" not in _states(url)
+    np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)
+
+
+def test_the_latency_benchmark_counts_failed_requests_in_its_cells(server):
+    from benchmarks import serving_latency
+
+    url, _ = server
+    latencies, requests, errors = serving_latency.run_clients(url, "absent", [_examples(ROWS[:1])], 2, 0.5)
+    assert latencies == [] and requests == errors > 0
+    cell = serving_latency.summary(latencies, errors, 0.5, 1)
+    assert cell["errors"] == errors and "FAILED REQUESTS: absent" in serving_latency.errors_note({"absent": cell})
+    answered, _, none_failed = serving_latency.run_clients(url, "rankloss", [_examples(ROWS[:1])], 2, 0.5)
+    assert answered and none_failed == 0 and serving_latency.errors_note({"rankloss": serving_latency.summary(
+        answered, 0, 0.5, 1)}) == ""
+
+
+def test_the_client_reports_a_plain_text_error_page_instead_of_crashing():
+    import http.server
+    import threading
+
+    class PlainTextError(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # pylint: disable=invalid-name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"Internal Server Error")
+
+        def log_message(self, *args):
+            pass
+
+    stub = http.server.HTTPServer(("127.0.0.1", 0), PlainTextError)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServingError, match="HTTP 500: Internal Server Error"):
+            ServingClient(f"http://127.0.0.1:{stub.server_port}").predict_examples([b""])
+    finally:
+        stub.shutdown()

@@ -12,8 +12,11 @@ What a loss reads from the model is its `INPUT` (see trainer/training_model.py):
   softmax([z0, z1])[1] = σ(z1 - z0);
 - `logit_and_representation`: [B, 1 + R], the logit then the penultimate representation.
 
-A batch with no positives or no negatives makes pairwise and listwise terms 0; every loss
-stays finite for logits of ±1e3, batch size 1 and zero sample weights.
+One-class batches give what the equations give: with no positives, RankNet, ListNet and ListCE
+sum over an empty P (0); with no negatives, RankNet has no pair (0), while ListNet and ListCE are
+the list cross-entropy among the positives (Eq. 3, 5: non-zero for N+ > 1); JRC, Focal and the
+contrastive term are defined as usual, and Focal' has no negative to reweight. Every loss stays
+finite for logits of ±1e3, batch size 1 and zero sample weights.
 """
 from typing import Dict, Optional
 
@@ -266,14 +269,16 @@ LOSSES = {cls.KEY: cls for cls in (WeightedBinaryCrossentropy, CombinedPair, Com
 
 
 def get_loss(name: str, **params: float) -> tf.keras.losses.Loss:
-    """The loss `name` with the parameters it takes from `params`; others are checked, then ignored.
+    """The loss `name` with the parameters it takes from `params`; other known parameters are ignored.
 
-    Raises ValueError naming the valid choices for an unknown name or parameter, or an out-of-range value.
+    Raises ValueError naming the valid choices for an unknown loss or parameter name, or naming the
+    parameter when one of the loss's own is out of range (the loss checks only its own).
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
-    for key, value in params.items():
-        configs.check_loss_parameter(key, value)
+    unknown = set(params) - set(configs.LOSS_PARAMETER_CHECKS)
+    if unknown:
+        raise ValueError(f"unknown loss parameter(s) {sorted(unknown)}; valid: {', '.join(configs.LOSS_PARAMETER_CHECKS)}")
     return LOSSES[name](**{k: v for k, v in params.items() if k in configs.LOSS_PARAMETERS[name]})
 
 

@@ -1,16 +1,19 @@
 """The Criteo row format: one line of a click log <-> (label, features) <-> `tf.Example`.
 
 Kaggle `train.txt` / Criteo_x1 layout: a label, then `I1`..`I13` integer counts and `C1`..`C26`
-hashed categories, tab-separated (`tsv`), or comma-separated after a header row (`csv`). An empty
-field is a missing value, left out of the row and of the `tf.Example`. The ingestion job, the
-serving client and the generator all read and write rows through this module.
+hashed categories, tab-separated (`tsv`) or comma-separated (`csv`, fields may be double-quoted).
+A file may start with a UTF-8 byte-order mark and a header row naming the 40 columns; both are
+recognised and skipped. An empty field is a missing value, left out of the row and of the
+`tf.Example`. The ingestion job, the serving client and the generator read and write rows here.
 """
-from typing import Dict, Optional, Tuple
+import csv
+from typing import Dict, List, Optional, Tuple
 
 from transforms import features
 
 DELIMITERS = {"tsv": "\t", "csv": ","}
-CSV_HEADER = ",".join(features.RAW_COLUMNS)
+BYTE_ORDER_MARK = "\ufeff"
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 Row = Dict[str, object]  # feature -> int (I*) or str (C*); missing features absent
 
@@ -25,24 +28,40 @@ def delimiter(input_format: str) -> str:
     return DELIMITERS[input_format]
 
 
-def check_csv_header(path: str, text: Optional[str]) -> None:
-    """Raises ValueError unless `text` is the header row a CSV input must start with."""
-    if text is None or text.strip() != CSV_HEADER:
-        raise ValueError(f"{path}: CSV input needs the header row {CSV_HEADER!r}, got {text!r}")
+def _fields(line: str, separator: str) -> List[str]:
+    if separator == ",":  # CSV: "quoted, fields" are unquoted
+        return next(csv.reader([line]), [])
+    return line.split(separator)
+
+
+def is_header(line: str, separator: str) -> bool:
+    """Whether `line` names the 40 columns, as a file's header row does."""
+    return [f.strip().lower() for f in _fields(line, separator)] == [c.lower() for c in features.RAW_COLUMNS]
+
+
+def data_line(number: int, text: str, separator: str) -> Optional[str]:
+    """Line `number` (1-based) of a file as a data row: the first line loses a byte-order mark, and is
+    None when it is the header row."""
+    if number != 1:
+        return text
+    text = text.lstrip(BYTE_ORDER_MARK)
+    return None if is_header(text, separator) else text
 
 
 def _parse_int(column: str, text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        pass
-    try:  # pandas-exported files write integer columns as '260.0'
-        value = float(text)
-    except ValueError:
-        raise RowError(f"{column}: not an integer: {text!r}") from None
-    if not value.is_integer():
-        raise RowError(f"{column}: not an integer: {text!r}")
-    return int(value)
+        try:  # pandas-exported files write integer columns as '260.0'
+            number = float(text)
+        except ValueError:
+            raise RowError(f"{column}: not an integer: {text!r}") from None
+        if not number.is_integer():
+            raise RowError(f"{column}: not an integer: {text!r}")
+        value = int(number)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RowError(f"{column}: {text!r} is outside the int64 range")
+    return value
 
 
 def parse_row(line: str, separator: str) -> Tuple[int, Row]:
@@ -52,7 +71,7 @@ def parse_row(line: str, separator: str) -> Tuple[int, Row]:
     """
     if not line.strip():
         raise RowError("empty line")
-    values = line.split(separator)
+    values = _fields(line, separator)
     if len(values) != features.NUM_COLUMNS:
         raise RowError(f"expected {features.NUM_COLUMNS} columns, got {len(values)}")
     label_text = values[0].strip()
