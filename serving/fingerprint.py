@@ -5,7 +5,7 @@ ops (through every function the signature calls) and the same captured variables
 shapes: only variable values can differ. Used to prove the loss changes training only.
 """
 import collections
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl  # pylint: disable=g-direct-tensorflow-import
@@ -24,8 +24,10 @@ def _called_functions(node) -> List[str]:
     return names
 
 
-def signature_fingerprint(export_dir: str, signature: str = "serving_default") -> Dict[str, object]:
-    """Inputs, outputs, op-type counts and captured variable specs of one signature."""
+def signature_fingerprint(export_dir: str, signature: str = "serving_default",
+                          loaded: Optional[Any] = None) -> Dict[str, object]:
+    """Inputs, outputs, op-type counts and captured variable specs of one signature (`loaded`: the
+    SavedModel already loaded from `export_dir`, to spare loading it again)."""
     meta_graph = loader_impl.parse_saved_model(export_dir).meta_graphs[0]
     signature_def = meta_graph.signature_def[signature]
     library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
@@ -41,7 +43,7 @@ def signature_fingerprint(export_dir: str, signature: str = "serving_default") -
         for node in library[name].node_def:
             ops[node.op] += 1
             pending.extend(_called_functions(node))
-    function = tf.saved_model.load(export_dir).signatures[signature]
+    function = (loaded or tf.saved_model.load(export_dir)).signatures[signature]
     variables = [(t.dtype.name, tuple(t.shape)) for t in function.captured_inputs]
     return {"inputs": _tensor_specs(signature_def.inputs), "outputs": _tensor_specs(signature_def.outputs),
             "method": signature_def.method_name, "ops": dict(ops), "variables": variables}
