@@ -67,7 +67,7 @@ def test_light_modules_load_no_heavy_framework(module, forbidden):
 
 def test_modules_stay_small_and_run_fn_reads_like_the_templates():
     sizes = {os.path.relpath(p, ROOT): sum(1 for _ in open(p, encoding="utf-8"))
-             for package in ALLOWED for p in _modules(package)}
+             for package in list(ALLOWED) + ["tests"] for p in _modules(package)}
     assert {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES and p not in EXEMPT} == {}
     assert sizes["trainer/task.py"] <= 120
     task = ast.parse(open(os.path.join(ROOT, "trainer", "task.py"), encoding="utf-8").read())
