@@ -3,7 +3,6 @@ import glob
 import gzip
 import json
 import os
-import shutil
 
 import pytest
 import tensorflow as tf

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import ml_metadata as mlmd
-import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 

@@ -1,5 +1,4 @@
 """`preprocessing_fn` through tf.Transform on Beam: vocabulary, OOV, missing values, numerics."""
-import csv
 import functools
 
 import numpy as np
