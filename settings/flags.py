@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from settings import configs
 
+PIPELINE = "pipeline"  # the section name of PipelineConfig's own fields (output root, Beam arguments, ...)
 BEAM_SEPARATOR = "--"
-BEAM_DEST = "pipeline.beam_pipeline_args"
+BEAM_DEST = f"{PIPELINE}.beam_pipeline_args"
 
 
 def parse_bool(text: str) -> bool:
@@ -43,9 +44,6 @@ def value_parser(field: dataclasses.Field) -> Callable[[str], Any]:
     if typing.get_origin(kind) is tuple:
         return parse_widths
     return {bool: parse_bool}.get(kind, kind)
-
-
-PIPELINE = "pipeline"  # the section name of PipelineConfig's own fields (output root, Beam arguments, ...)
 
 
 def _flag_fields(sections: Sequence[str]) -> Iterator[Tuple[str, dataclasses.Field]]:
