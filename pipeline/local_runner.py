@@ -11,7 +11,7 @@ generates and ingests them; `python -m ingestion.convert` converts your own logs
 import os
 import shlex
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import from the project root
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,12 +32,14 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = __doc_
     return flags.parse(parser, argv)[0]
 
 
-def run(config: configs.PipelineConfig) -> None:
+def run(config: configs.PipelineConfig,
+        create: Callable[..., tfx.dsl.Pipeline] = pipeline_lib.create_pipeline) -> None:
+    """Runs `create(config)` (the whole pipeline, or `create_data_pipeline` for the part up to Transform)."""
     if not os.path.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_connection_config=metadata))
+    tfx.orchestration.LocalDagRunner().run(create(config, metadata_connection_config=metadata))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ best checkpoint), `test` is held out for the Evaluator, as the paper's 7:2:1 Cri
 """
 import dataclasses
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -50,16 +50,8 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
         ])])
 
 
-def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
-                    metadata_connection_config: Optional[Any] = None) -> tfx.dsl.Pipeline:
-    """The whole DAG for `config`.
-
-    `schema_path` is where the curated schema is when the components run (inside the
-    image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
-    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid settings
-    raise `settings.configs.SettingsError` here, before any component runs, whichever runner compiles it.
-    """
-    validate(config)
+def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
+    """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
@@ -72,7 +64,32 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=dataclasses.asdict(config.transform),
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)))
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        disable_statistics=True)
+    return [example_gen, statistics_gen, schema_gen, example_validator, transform]
+
+
+def create_data_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
+                         metadata_connection_config: Optional[Any] = None) -> tfx.dsl.Pipeline:
+    """The DAG up to Transform: the shared input of studies that train many models on the same data."""
+    validate(config)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
+        components=_data_components(config, schema_path), enable_cache=True,
+        metadata_connection_config=metadata_connection_config, beam_pipeline_args=config.beam_pipeline_args)
+
+
+def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
+                    metadata_connection_config: Optional[Any] = None) -> tfx.dsl.Pipeline:
+    """The whole DAG for `config`.
+
+    `schema_path` is where the curated schema is when the components run (inside the
+    image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
+    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid settings
+    raise `settings.configs.SettingsError` here, before any component runs, whichever runner compiles it.
+    """
+    validate(config)
+    example_gen, statistics_gen, schema_gen, example_validator, transform = _data_components(config, schema_path)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],

@@ -69,6 +69,8 @@ class DataConfig:
     num_rows: int = setting(60_000, "rows the embedded generator writes", flag="--rows", check=POSITIVE)
     ctr: float = setting(0.256, "generator click-through rate (Criteo's: 0.256)", check=OPEN_UNIT_INTERVAL)
     seed: int = setting(7, "generator seed", flag="--data-seed")
+    max_cardinality: int = setting(30, "tokens per categorical field at most (1000000: Criteo-like vocabularies)",
+                                   check=POSITIVE)
 
 
 @dataclasses.dataclass
@@ -119,7 +121,8 @@ class LossConfig:
 class TrainConfig:
     """Optimisation regime (Adam, clipping, plateau schedule, early stopping)."""
 
-    batch_size: int = setting(4096, "training batch size", check=POSITIVE)
+    batch_size: int = setting(1024, "training batch size (BARS Criteo_x1: 4096; 1024 suits the embedded data's "
+                                    "42k training rows)", check=POSITIVE)
     learning_rate: float = setting(1e-3, "initial learning rate", check=POSITIVE)
     clipnorm: float = setting(10.0, "global gradient-norm clip, 0 for none (FuxiCTR clip_grad_norm_)",
                               check=NON_NEGATIVE)
@@ -134,6 +137,8 @@ class TrainConfig:
     lr_decay_factor: float = setting(0.1, "learning-rate factor on a validation plateau", check=RATE)
     min_learning_rate: float = setting(1e-6, "learning-rate floor", check=NON_NEGATIVE)
     early_stop_patience: int = setting(2, "epochs without improvement before stopping", check=POSITIVE)
+    min_improvement: float = setting(1e-4, "validation-AUC gain that counts as an improvement (checkpoint, "
+                                           "learning-rate decay, early stopping)", check=NON_NEGATIVE)
     seed: int = setting(2024, "training seed", flag="--train-seed")
     deterministic: bool = setting(True, "deterministic ops: the same seed repeats a run")
     gradient_diagnostics: bool = setting(False, "log per-batch gradient norms (negatives' logits, DNN, cross)")

@@ -49,8 +49,8 @@ def test_ctr_and_missing_rates_match_targets(tmp_path, ctr):
 
 def test_categorical_popularity_is_heavy_tailed(tmp_path):
     path = str(tmp_path / "g.tsv")
-    generate.generate(path, 5_000, seed=2)
-    column = [row[14 + 2] for row in _rows(path) if row[14 + 2]]  # C3, capped cardinality 10^6
+    generate.generate(path, 5_000, seed=2, max_cardinality=1_000_000)
+    column = [row[14 + 2] for row in _rows(path) if row[14 + 2]]  # C3: 10^6 tokens at most
     _, counts = np.unique(column, return_counts=True)
     counts = np.sort(counts)[::-1]
     assert counts[0] > 20 * np.median(counts)  # a few tokens dominate (Zipf)
@@ -89,3 +89,5 @@ def test_bad_arguments_are_named(tmp_path):
         generate.generate(str(tmp_path / "x.tsv"), 10, ctr=1.5)
     with pytest.raises(ValueError, match="num_rows"):
         generate.generate(str(tmp_path / "x.tsv"), 0)
+    with pytest.raises(ValueError, match="max_cardinality"):
+        generate.generate(str(tmp_path / "x.tsv"), 10, max_cardinality=0)

@@ -18,6 +18,7 @@ ALLOWED = {
     "trainer": {"settings", "transforms", "serving"},
     "pipeline": {"settings", "transforms", "ingestion"},
     "benchmarks": {"settings", "transforms", "ingestion", "serving", "trainer", "pipeline"},
+    "experiments": {"settings", "transforms", "ingestion", "trainer", "pipeline"},
 }
 MAX_MODULE_LINES, EXEMPT = 300, {"transforms/schema.pbtxt"}
 

@@ -36,7 +36,7 @@ def test_flags_override_defaults():
     flags.add_flags(parser)
     config, _ = flags.parse(parser, ["--rows", "10", "--dnn-units", "8,4", "--beta-pos", "0.1"])
     assert (config.data.num_rows, config.model.dnn_units, config.loss.beta_pos) == (10, (8, 4), 0.1)
-    assert config.train.batch_size == 4096
+    assert config.train.batch_size == 1024
 
 
 def test_compiles_for_kubeflow_v2(tmp_path):
@@ -70,7 +70,7 @@ def test_demo_states_the_training_setting_and_steps_per_epoch():
     from pipeline import demo
 
     line = demo.training_line(configs.PipelineConfig(), 41_920)
-    assert "the reference setting" in line and "11 steps per epoch" in line and "DNN 500-500-500" in line
+    assert "the reference model" in line and "41 steps per epoch" in line and "DNN 500-500-500" in line
     config = configs.PipelineConfig()
     config.model.dnn_units = (32, 32)
     assert "reference" not in demo.training_line(config, 1000)

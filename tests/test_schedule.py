@@ -41,6 +41,16 @@ def test_best_checkpoint_decay_on_plateau_and_early_stop(tmp_path):
     assert stopped_at == 6 and schedule.best_epoch == 4 and schedule.best == pytest.approx(0.73)
 
 
+def test_gains_below_min_delta_are_not_improvements(tmp_path):
+    schedule = ValidationSchedule(str(tmp_path / "best.weights.h5"), patience=2, min_delta=1e-3)
+    schedule.set_model(_model())
+    saved, rates, stopped_at = _play(schedule, [0.700, 0.720, 0.7205, 0.7209, 0.80])
+    assert saved == [1, 2] and rates == [1.0, 1.0, 0.1, 0.01]   # +0.0005 and +0.0009 over 0.720 do not count
+    assert stopped_at == 4 and schedule.best_epoch == 2 and schedule.best == pytest.approx(0.72)
+    with pytest.raises(ValueError, match="min_delta"):
+        ValidationSchedule(str(tmp_path / "x.h5"), min_delta=-1.0)
+
+
 def test_learning_rate_floor_and_patience_one(tmp_path):
     schedule = ValidationSchedule(str(tmp_path / "best.weights.h5"), min_learning_rate=0.05, patience=1)
     schedule.set_model(_model())

@@ -1,7 +1,8 @@
 """The BARS / FuxiCTR validation schedule, as one resumable Keras callback, and the Trainer's callbacks.
 
 After every epoch the validation metric (`val_auc`) decides:
-- improved: save the weights as the best checkpoint;
+- improved (by more than `min_delta` over the best so far, as FuxiCTR's early stopping): save the
+  weights as the best checkpoint;
 - not improved: multiply the learning rate by `decay_factor` (floor `min_learning_rate`), and stop
   once `patience` epochs in a row have not improved.
 The schedule's state is the list of per-epoch metric values (everything else follows from it); it
@@ -27,22 +28,30 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
     """Best checkpoint, learning rate decay on plateau and early stopping on one metric (higher is better)."""
 
     def __init__(self, best_weights_path: str, state_path: Optional[str] = None, monitor: str = "val_auc",
-                 decay_factor: float = 0.1, min_learning_rate: float = 1e-6, patience: int = 2):
+                 decay_factor: float = 0.1, min_learning_rate: float = 1e-6, patience: int = 2,
+                 min_delta: float = 0.0):
         super().__init__()
         if patience < 1:
             raise ValueError(f"early stop patience must be >= 1, got {patience}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
         self.best_weights_path, self.state_path, self.monitor = best_weights_path, state_path, monitor
         self.decay_factor, self.min_learning_rate, self.patience = decay_factor, min_learning_rate, patience
+        self.min_delta = min_delta
         self.history: List[float] = []
 
     @property
     def best_epoch(self) -> int:
-        """1-based epoch of the best value so far (0 before any epoch)."""
-        return 1 + max(range(len(self.history)), key=self.history.__getitem__) if self.history else 0
+        """1-based epoch of the last improvement (the saved checkpoint); 0 before any epoch."""
+        best = 0
+        for epoch, value in enumerate(self.history, 1):
+            if best == 0 or value > self.history[best - 1] + self.min_delta:
+                best = epoch
+        return best
 
     @property
     def best(self) -> float:
-        return max(self.history) if self.history else -math.inf
+        return self.history[self.best_epoch - 1] if self.history else -math.inf
 
     @property
     def epochs_without_improvement(self) -> int:
@@ -61,9 +70,8 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
         if self.monitor not in (logs or {}):
             raise KeyError(f"the validation schedule needs {self.monitor!r} in the epoch logs; got {sorted(logs or {})}")
         value = float(logs[self.monitor])
-        previous_best = self.best
         self.history.append(value)
-        if value > previous_best:
+        if self.best_epoch == len(self.history):
             self.model.save_weights(self.best_weights_path)
         else:
             learning_rate = self.model.optimizer.learning_rate
@@ -92,6 +100,6 @@ def callbacks(train: TrainConfig, run_dir: str, backup_dir: str) -> List[tf.kera
         tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
         ValidationSchedule(os.path.join(run_dir, BEST_CHECKPOINT), os.path.join(backup_dir, SCHEDULE_STATE),
                            decay_factor=train.lr_decay_factor, min_learning_rate=train.min_learning_rate,
-                           patience=train.early_stop_patience),
+                           patience=train.early_stop_patience, min_delta=train.min_improvement),
         tf.keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
     ]

@@ -1,11 +1,13 @@
-"""`run_fn`: the TFX Trainer entry point (settings -> data -> DCN V2 -> fit -> export).
+"""`run_fn`: the TFX Trainer entry point (settings -> data -> DCN V2 -> fit -> export); `train`, its fit.
 
 Regime (BARS DCNv2_criteo_x1, trainer/schedule.py): validation AUC every epoch, best checkpoint
 kept, learning rate ×0.1 on a plateau, early stop, best weights exported. Seeded and, by default,
 deterministic; an interrupted run resumes from its last epoch when the Trainer runs again.
 """
+import dataclasses
 import json
 import os
+from typing import Dict, List
 
 from absl import logging
 import tensorflow as tf
@@ -18,26 +20,37 @@ from trainer import calibration, data, diagnostics, losses, model as model_lib, 
 from trainer.training_model import TrainingModel, compile_training_model
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains DCN V2 with the configured loss and exports the serving SavedModel."""
-    settings = TrainerSettings.from_custom_config(fn_args.custom_config or {})
-    train = settings.train
-    tf.keras.utils.set_random_seed(train.seed)
-    if train.deterministic:
+@dataclasses.dataclass
+class TrainedModel:
+    """What `train` leaves: the exported model (best weights), its training wrapper and the fit's record."""
+
+    ctr_model: model_lib.DCNV2
+    training_model: TrainingModel
+    validation: schedule.ValidationSchedule
+    history: Dict[str, List[float]]
+    eval_dataset: tf.data.Dataset
+
+
+def train(settings: TrainerSettings, train_files: List[str], eval_files: List[str],
+          tf_transform_output: tft.TFTransformOutput, model_run_dir: str, backup_dir: str) -> TrainedModel:
+    """Seeds, builds DCN V2 with the configured loss, fits under the validation schedule, loads the best
+    weights and, when negatives were sampled, fits the calibration. An interrupted fit resumes from `backup_dir`."""
+    train_config = settings.train
+    tf.keras.utils.set_random_seed(train_config.seed)
+    if train_config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     # Data: the Transform output, parsed in batches.
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_ds, eval_ds = data.train_and_eval_datasets(
-        fn_args.train_files, fn_args.eval_files, tf_transform_output.transformed_feature_spec(), settings)
+        train_files, eval_files, tf_transform_output.transformed_feature_spec(), settings)
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(
         tf_transform_output, settings.transform.num_oov_buckets)
-    with model_lib.precision_policy(train.precision):
+    with model_lib.precision_policy(train_config.precision):
         ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
-        model_class = diagnostics.DiagnosedTrainingModel if train.gradient_diagnostics else TrainingModel
+        model_class = diagnostics.DiagnosedTrainingModel if train_config.gradient_diagnostics else TrainingModel
         training_model = model_class(ctr_model, loss.INPUT)
         compile_training_model(training_model, settings, loss)
         for batch_features, _ in train_ds.take(1):
@@ -47,22 +60,29 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info("[trainer] loss %s", json.dumps(loss.get_config()))
 
     # Fit: the validation schedule keeps the best weights; a backup lets an interrupted run resume.
-    backup_dir = schedule.resume_dir(fn_args)
     if tf.io.gfile.exists(backup_dir):
         logging.info("[trainer] resuming an interrupted run from %s", backup_dir)
-    callbacks = schedule.callbacks(train, fn_args.model_run_dir, backup_dir)
-    training_model.fit(train_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
-                       validation_data=eval_ds, validation_steps=train.eval_steps, callbacks=callbacks, verbose=2)
+    callbacks = schedule.callbacks(train_config, model_run_dir, backup_dir)
+    history = training_model.fit(
+        train_ds, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch, validation_data=eval_ds,
+        validation_steps=train_config.eval_steps, callbacks=callbacks, verbose=2)
     validation = next(c for c in callbacks if isinstance(c, schedule.ValidationSchedule))
-    training_model.load_weights(os.path.join(fn_args.model_run_dir, schedule.BEST_CHECKPOINT))
+    training_model.load_weights(os.path.join(model_run_dir, schedule.BEST_CHECKPOINT))
     logging.info("[trainer] best epoch %d of %d: val_auc %.5f", validation.best_epoch, len(validation.history),
                  validation.best)
     if tf.io.gfile.exists(backup_dir):  # finished: nothing to resume
         tf.io.gfile.rmtree(backup_dir)
-
-    # Export: calibration when negatives were sampled (§4.5.2), then the serving signatures.
-    if settings.loss.negative_sampling_rate < 1.0:
+    if settings.loss.negative_sampling_rate < 1.0:  # §4.5.2: map the sampled-data scores back to CTRs
         calibration.fit_calibration(ctr_model, eval_ds)
         logging.info("[trainer] isotonic calibration fitted on the eval split (negative sampling r=%.3g)",
                      settings.loss.negative_sampling_rate)
-    signatures.export(ctr_model, tf_transform_output, fn_args.serving_model_dir)
+    return TrainedModel(ctr_model, training_model, validation, history.history, eval_ds)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains DCN V2 with the configured loss and exports the serving SavedModel."""
+    settings = TrainerSettings.from_custom_config(fn_args.custom_config or {})
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    trained = train(settings, fn_args.train_files, fn_args.eval_files, tf_transform_output,
+                    fn_args.model_run_dir, schedule.resume_dir(fn_args))
+    signatures.export(trained.ctr_model, tf_transform_output, fn_args.serving_model_dir)

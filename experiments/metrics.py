@@ -1,0 +1,52 @@
+"""Test-split metrics of one run, from labels and served click probabilities (numpy, no TensorFlow).
+
+- AUC (scikit-learn), plain logloss, and the paper's β_pos-weighted BCE (Eq. 15):
+      L = -1/N Σ_i [β_pos · y_i · log p_i + (1 - y_i) · log(1 - p_i)];
+- calibration: mean predicted CTR / observed CTR (1 is calibrated);
+- calibration per predicted-CTR bucket (Fig. 8): equal-count buckets of the predictions, each with
+  its mean prediction, observed CTR and relative bias (mean prediction / observed CTR - 1).
+"""
+from typing import Dict, List
+
+import numpy as np
+from sklearn import metrics as sk_metrics
+
+EPSILON = 1e-7  # probabilities are clipped to [ε, 1 - ε], as Keras' BCE does
+
+
+def weighted_bce(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> float:
+    """Eq. 15 on probabilities."""
+    p = np.clip(np.asarray(probabilities, np.float64), EPSILON, 1.0 - EPSILON)
+    y = np.asarray(labels, np.float64)
+    return float(-np.mean(beta_pos * y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+
+
+def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, buckets: int = 10) -> List[Dict[str, float]]:
+    """Equal-count buckets of the predictions (sorted ascending)."""
+    order = np.argsort(probabilities, kind="stable")
+    out = []
+    for part in np.array_split(order, buckets):
+        if part.size == 0:
+            continue
+        observed, predicted = float(np.mean(labels[part])), float(np.mean(probabilities[part]))
+        out.append({"count": int(part.size), "mean_prediction": predicted, "observed_ctr": observed,
+                    "relative_bias": predicted / observed - 1.0 if observed > 0 else float("nan")})
+    return out
+
+
+def test_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> Dict:
+    labels = np.asarray(labels, np.float64).reshape(-1)
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1)
+    if labels.shape != probabilities.shape or labels.size == 0:
+        raise ValueError(f"need as many labels as probabilities (> 0), got {labels.shape} and {probabilities.shape}")
+    if len(np.unique(labels)) < 2:
+        raise ValueError("the test split has one class only: AUC is undefined")
+    p = np.clip(probabilities, EPSILON, 1.0 - EPSILON)
+    return {
+        "examples": int(labels.size),
+        "auc": float(sk_metrics.roc_auc_score(labels, probabilities)),
+        "logloss": float(sk_metrics.log_loss(labels, p, labels=[0, 1])),
+        "weighted_bce": weighted_bce(labels, probabilities, beta_pos),
+        "calibration": float(probabilities.mean() / labels.mean()),
+        "calibration_buckets": calibration_buckets(labels, probabilities),
+    }

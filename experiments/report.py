@@ -1,0 +1,162 @@
+"""Turns a study's results table into `experiments/reports/<study>.md` with PNG figures.
+
+    python -m experiments.report experiments/studies/rq1_sparsity.json [--results FILE]
+
+Every cell is the mean ± standard deviation over seeds; every comparison is the paired difference to
+the baseline at the same seed with its 95 % interval (experiments/stats.py), called significant only
+when the interval excludes 0. The paper's number stands beside a cell where the paper gives one.
+Each finding ends with a verdict: reproduced, not reproduced, or inconclusive, on this data.
+"""
+import argparse
+import collections
+import os
+import sys
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from experiments import findings, run as runner, stats, study as study_lib
+
+REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
+
+METRICS: Dict[str, Tuple[str, Callable[[Dict], float], bool]] = {
+    # name: (heading, value of a record, higher is better)
+    "auc": ("test AUC", lambda r: r["test"]["auc"], True),
+    "weighted_bce": ("test weighted BCE (Eq. 15)", lambda r: r["test"]["weighted_bce"], False),
+    "logloss": ("test logloss", lambda r: r["test"]["logloss"], False),
+    "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], False),
+    "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
+                       lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), True),
+    "grad_dnn": ("DNN gradient norm, first-epoch mean",
+                 lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_dnn"])), True),
+    "grad_cross": ("cross-network gradient norm, first-epoch mean",
+                   lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_cross"])), True),
+}
+
+
+class Table:
+    """The study's finished runs, by (variant, sweep value) and seed."""
+
+    def __init__(self, study: study_lib.Study, records: List[Dict]):
+        self.study = study
+        self.sweep_flag = next(iter(study.sweep), None)
+        self.points = study.sweep.get(self.sweep_flag, [""]) if self.sweep_flag else [""]
+        self.cells: Dict[Tuple[str, str], Dict[int, Dict]] = collections.defaultdict(dict)
+        for record in records:
+            if record["study"] == study.name:
+                point = record["sweep"].get(self.sweep_flag, "") if self.sweep_flag else ""
+                self.cells[(record["variant"], point)][record["seed"]] = record
+        self.records = [r for cell in self.cells.values() for r in cell.values()]
+
+    def values(self, variant: str, point: str, metric: str) -> Dict[int, float]:
+        value = METRICS[metric][1]
+        return {seed: value(r) for seed, r in self.cells.get((variant, point), {}).items()}
+
+    def summary(self, variant: str, point: str, metric: str) -> Optional[stats.Summary]:
+        values = self.values(variant, point, metric)
+        return stats.summarize(list(values.values())) if values else None
+
+    def versus_baseline(self, variant: str, point: str, metric: str) -> Optional[stats.PairedDifference]:
+        variant_values = self.values(variant, point, metric)
+        baseline = self.values(self.study.baseline, point, metric)
+        if variant == self.study.baseline or not set(variant_values) & set(baseline):
+            return None
+        return stats.paired_difference(variant_values, baseline)
+
+    def metric_table_lines(self, metric: str, variants: List[str], digits: int = 4) -> List[str]:
+        return _metric_table(self, metric, variants, digits)
+
+    def series(self, variant: str, metric: str, x: Callable[[str], float]):
+        points = [p for p in self.points if self.values(variant, p, metric)]
+        summaries = [self.summary(variant, p, metric) for p in points]
+        return [x(p) for p in points], [s.mean for s in summaries], [0.0 if s.n < 2 else s.std for s in summaries]
+
+
+def _cell(summary: Optional[stats.Summary], digits: int) -> str:
+    if summary is None:
+        return "—"
+    spread = "" if summary.n < 2 else f" ± {summary.std:.{digits}f}"
+    return f"{summary.mean:.{digits}f}{spread} (n={summary.n})"
+
+
+def _paper(study: study_lib.Study, metric: str, variant: str, point: str) -> str:
+    value = study.paper.get(metric, {}).get(variant, {}).get(point)
+    return "—" if value is None else f"{value:g}"
+
+
+def _metric_table(table: Table, metric: str, variants: List[str], digits: int = 4) -> List[str]:
+    """Markdown rows: one per (sweep value, variant), with the paired difference and the paper's number."""
+    heading, _, higher_is_better = METRICS[metric]
+    flag = table.sweep_flag or "setting"
+    lines = [f"| {flag} | variant | {heading} | paired Δ vs {table.study.baseline} [95 % CI] | paper |",
+             "|---|---|---|---|---|"]
+    for point in table.points:
+        for variant in variants:
+            difference = table.versus_baseline(variant, point, metric)
+            better = "" if difference is None or not difference.significant else (
+                ", better" if (difference.mean > 0) == higher_is_better else ", worse")
+            lines.append(f"| {point} | {variant} | {_cell(table.summary(variant, point, metric), digits)} | "
+                         f"{'baseline' if difference is None else difference.describe(digits) + better} | "
+                         f"{_paper(table.study, metric, variant, point)} |")
+    return lines
+
+
+def header(table: Table, results_path: str) -> List[str]:
+    study, records = table.study, table.records
+    data = records[0]["data"] if records else {}
+    settings = records[0]["settings"] if records else {}
+    seconds = [r["train_seconds"] for r in records]
+    lines = [f"# {study.title}", "",
+             f"Produced by `python -m experiments.run {os.path.relpath(study.path)}` then "
+             f"`python -m experiments.report {os.path.relpath(study.path)}` (results: `{os.path.relpath(results_path)}`).",
+             "", study.description, "",
+             f"- **Data**: {data.get('source', '?')}; rows per split {data.get('rows', '?')}; "
+             f"generator {data.get('generator', '—')}; Transform {data.get('transform', '—')}."]
+    bayes = data.get("bayes", {}).get("test")
+    if bayes:
+        lines.append(f"- **Bayes-optimal** on the test split (the true click probabilities): AUC "
+                     f"{bayes['bayes_auc']:.4f}, logloss {bayes['bayes_logloss']:.4f}.")
+    if settings:
+        lines.append(f"- **Model**: DCN V2 {settings['model']}; **training**: batch {settings['train']['batch_size']}, "
+                     f"learning rate {settings['train']['learning_rate']}, up to {settings['train']['epochs']} epochs "
+                     f"with the Trainer's validation schedule (best epoch by validation AUC; test read once).")
+    lines.append(f"- **Runs**: {len(records)} of {len(study.runs())}; seeds {study.seeds}; "
+                 + (f"{np.mean(seconds):.0f} s per run on average ({3600 / np.mean(seconds):.0f} runs/hour)."
+                    if seconds else "none finished yet."))
+    return lines + [""]
+
+
+def write_report(study: study_lib.Study, results_path: str, out_dir: str = REPORTS_DIR) -> str:
+    """Writes `<out_dir>/<study>.md` and its figures under `<out_dir>/<study>/`; returns the report's path."""
+    table = Table(study, list(runner.read_results(results_path).values()))
+    if not table.records:
+        raise ValueError(f"no finished runs of study {study.name!r} in {results_path}: run experiments.run first")
+    figure_dir = os.path.join(out_dir, study.name)
+    body = findings.SECTIONS[study.report](table, figure_dir)
+    path = os.path.join(out_dir, f"{study.name}.md")
+    with open(path, "w") as f:
+        f.write("\n".join(header(table, results_path) + body) + "\n")
+    return path
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("study", help="a study config (experiments/studies/*.json)")
+    parser.add_argument("--results", default=None, help="the results table (default: the study's under "
+                                                        "experiments/results)")
+    parser.add_argument("--out-dir", default=REPORTS_DIR, help="where the report and its figures go")
+    args = parser.parse_args(argv)
+    try:
+        study = study_lib.load(args.study)
+    except (OSError, study_lib.StudyError) as error:
+        parser.error(str(error))
+    results = args.results or runner.results_path(study, runner.RESULTS_DIR, None)
+    try:
+        print(f"[report] wrote {write_report(study, results, args.out_dir)}")
+    except (OSError, ValueError) as error:
+        print(f"[report] error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The study runner: one shared Transform output, then every run of a study trained in this process.
+
+    python -m experiments.run experiments/studies/rq1_sparsity.json
+    python -m experiments.run experiments/studies/rq1_sparsity.json --input /data/criteo/train.txt
+
+The data (the embedded generator's, or `--input`: any Criteo TSV/CSV the pipeline ingests) goes once
+through the pipeline's ingestion and its DAG up to Transform (ExampleGen, statistics, schema
+validation, Transform), cached by TFX. Each run then calls the Trainer's own `train` (DCN V2, input
+pipeline, loss, validation schedule) on that output and reads the test split once, with the best
+weights. A finished run is appended to the results table (JSON lines) and never redone: an interrupted
+study resumes at its first unfinished run, and a run another study already finished on the same data
+is copied from that study's table.
+"""
+import csv
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from experiments import metrics, study as study_lib
+from ingestion import convert
+from pipeline import inputs, local_runner, pipeline as pipeline_lib
+from settings import configs, flags
+from trainer import data, diagnostics, outside_pipeline, task
+from transforms import rows
+
+RESULTS_DIR = os.path.join(configs.PROJECT_ROOT, "experiments", "results")
+STUDY_PIPELINE = "rankloss-study"
+
+
+class SharedData:
+    """The Transform output every run reads, with what the report needs to know about the data."""
+
+    def __init__(self, config: configs.PipelineConfig, key: str, description: Dict):
+        self.config, self.key, self.description = config, key, description
+        self.examples_dir, self.transform_graph_dir = outside_pipeline.latest_transform_output(config.pipeline_root)
+        self.transform_output = tft.TFTransformOutput(self.transform_graph_dir)
+        self.train_rows = convert.read_counts(config.tfrecord_root)["splits"]["train"]["written"]
+
+    def files(self, split: str) -> List[str]:
+        return [outside_pipeline.split_files(self.examples_dir, split)]
+
+
+def data_key(config: configs.PipelineConfig, source: Optional[str]) -> str:
+    """What the shared data depends on: the generator's settings or the input file, and Transform's."""
+    if source:
+        stat = os.stat(source)
+        what = {"input": os.path.abspath(source), "bytes": stat.st_size, "mtime": stat.st_mtime}
+    else:
+        what = {"generator": vars(config.data)}
+    text = json.dumps({**what, "transform": vars(config.transform)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def from_pipeline(output_root: str) -> SharedData:
+    """The latest Transform output of a pipeline already run under `output_root` (e.g. by the demo)."""
+    config = configs.PipelineConfig(output_root=os.path.abspath(output_root))
+    _, transform_graph_dir = outside_pipeline.latest_transform_output(config.pipeline_root)
+    description = {"source": f"the pipeline under {config.output_root}"}
+    if os.path.exists(config.raw_data_path + ".meta.json"):
+        with open(config.raw_data_path + ".meta.json") as f:
+            description["bayes"] = json.load(f)["splits"]
+    return SharedData(config, hashlib.sha256(transform_graph_dir.encode()).hexdigest()[:12], description)
+
+
+def prepare(study: study_lib.Study, output_root: str, source: Optional[str], file_format: str,
+            beam_args: List[str]) -> SharedData:
+    """Generates or takes the logs, ingests them and runs the pipeline up to Transform (each step cached)."""
+    config = study_lib.data_config(study)
+    key = data_key(config, source)
+    config.output_root = os.path.join(os.path.abspath(output_root), f"data-{key}")
+    config.pipeline_name = STUDY_PIPELINE
+    if beam_args:
+        config.beam_pipeline_args = beam_args
+    if source:
+        description = {"source": os.path.abspath(source)}
+    else:
+        report = inputs.prepare_data(config)
+        description = {"source": "generator", "generator": vars(config.data), "bayes": report["splits"]}
+    counts = inputs.ingest(config, source, file_format)
+    description["rows"] = {split: c["written"] for split, c in counts["splits"].items()}
+    local_runner.run(config, pipeline_lib.create_data_pipeline)
+    return SharedData(config, key, {**description, "transform": vars(config.transform)})
+
+
+def _first_epoch_gradients(run_dir: str, batches: int) -> Dict[str, List[float]]:
+    with open(os.path.join(run_dir, diagnostics.BATCH_CSV)) as f:
+        rows = list(csv.DictReader(f))[:batches]
+    return {key: [float(row[key]) for row in rows] for key in diagnostics.GRADIENT_NORMS}
+
+
+def test_predictions(trained: task.TrainedModel, shared: SharedData, batch_size: int):
+    """(labels, served probabilities) on the test split: σ(logit) through the model's calibration."""
+    labels, probabilities = [], []
+    dataset = data.make_dataset(shared.files("test"), shared.transform_output.transformed_feature_spec(), batch_size)
+    for batch_features, batch_labels in dataset:
+        logit = tf.reshape(trained.ctr_model(batch_features, training=False), [-1])
+        probabilities.append(trained.ctr_model.calibration(tf.sigmoid(logit)).numpy())
+        labels.append(batch_labels.numpy().reshape(-1))
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
+    """Trains one run with the Trainer's `train`, then reads the test split once."""
+    settings = run.settings
+    start = time.time()
+    run_dir = os.path.join(work_dir, "model_run")
+    if tf.io.gfile.exists(work_dir):  # a half-done run starts over
+        tf.io.gfile.rmtree(work_dir)
+    trained = task.train(settings, shared.files("train"), shared.files("eval"), shared.transform_output,
+                         run_dir, os.path.join(work_dir, "resume"))
+    train_seconds = time.time() - start
+    labels, probabilities = test_predictions(trained, shared, settings.train.batch_size)
+    record = {
+        "test": metrics.test_metrics(labels, probabilities, settings.loss.beta_pos),
+        "validation": {"history": {k: [float(v) for v in values] for k, values in trained.history.items()},
+                       "best_epoch": trained.validation.best_epoch},
+        "train_seconds": round(train_seconds, 2),
+    }
+    if settings.train.gradient_diagnostics:
+        batches = settings.train.steps_per_epoch or -(-shared.train_rows // settings.train.batch_size)
+        record["gradients_first_epoch"] = _first_epoch_gradients(run_dir, batches)
+    tf.keras.backend.clear_session()
+    tf.io.gfile.rmtree(work_dir)
+    return record
+
+
+def drop_unfinished_tail(path: str) -> None:
+    """Cuts a last line left without its newline by a kill mid-write (that run is redone)."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as f:
+        content = f.read()
+        if content and not content.endswith(b"\n"):
+            f.truncate(content.rfind(b"\n") + 1)
+            print(f"[study] dropped an unfinished last line of {path}", flush=True)
+
+
+def read_results(path: str) -> Dict[str, Dict]:
+    """Finished runs by id."""
+    done = {}
+    if not os.path.exists(path):
+        return done
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}:{number}: not a JSON record") from None
+            done[record["run_id"]] = record
+    return done
+
+
+def append_result(path: str, record: Dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def results_path(study: study_lib.Study, results_dir: str, source: Optional[str]) -> str:
+    suffix = "" if source is None else "-" + os.path.splitext(os.path.basename(source))[0]
+    return os.path.join(results_dir, f"{study.name}{suffix}.jsonl")
+
+
+def _other_results(results_dir: str, own: str) -> Dict[str, Dict]:
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, "*.jsonl"))):
+        if os.path.abspath(path) != os.path.abspath(own):
+            found.update(read_results(path))
+    return found
+
+
+def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESULTS_DIR,
+              source: Optional[str] = None, file_format: str = "tsv", beam_args: Optional[List[str]] = None,
+              max_runs: Optional[int] = None, pipeline_output_root: Optional[str] = None) -> str:
+    """Runs what is left of `study` (at most `max_runs` trainings); returns the results table's path."""
+    runs = study.runs()
+    path = results_path(study, results_dir, source)
+    drop_unfinished_tail(path)
+    done = read_results(path)
+    print(f"[study {study.name}] {len(runs)} runs; results -> {path}", flush=True)
+    if pipeline_output_root:
+        shared = from_pipeline(pipeline_output_root)
+    else:
+        shared = prepare(study, output_root, source, file_format, beam_args or [])
+    elsewhere = _other_results(results_dir, path)
+    trained_now, seconds = 0, []
+    for number, run in enumerate(runs, 1):
+        rid = study_lib.run_id(shared.key, run)
+        if rid in done:
+            continue
+        if rid in elsewhere:
+            record = dict(elsewhere[rid], study=study.name, variant=run.variant, label=run.label)
+            source_note = "copied from another study's table"
+        else:
+            if max_runs is not None and trained_now >= max_runs:
+                print(f"[study {study.name}] stopping after {max_runs} trained runs (--max-runs)", flush=True)
+                break
+            started = time.time()
+            record = {"run_id": rid, "study": study.name, "variant": run.variant, "label": run.label,
+                      "sweep": dict(run.sweep), "seed": run.seed, "settings": run.settings.to_custom_config(),
+                      "data": {"key": shared.key, **shared.description},
+                      **train_run(run, shared, os.path.join(output_root, "runs", rid))}
+            seconds.append(time.time() - started)
+            trained_now += 1
+            source_note = f"{seconds[-1]:.0f}s, test AUC {record['test']['auc']:.4f}"
+        append_result(path, record)
+        done[rid] = record
+        left = sum(1 for r in runs if study_lib.run_id(shared.key, r) not in done)
+        eta = f", ~{left * np.mean(seconds) / 60:.0f} min left" if seconds else ""
+        print(f"[study {study.name}] {len(done)}/{len(runs)} done, {left} left{eta} | {run.label}: {source_note}",
+              flush=True)
+    return path
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", help="a study config (experiments/studies/*.json)")
+    parser.add_argument("--output-root", default=os.path.join(configs.PROJECT_ROOT, "work", "experiments"),
+                        help="where the shared data, pipeline artifacts and run folders go")
+    parser.add_argument("--results-dir", default=RESULTS_DIR, help="where the results tables (JSON lines) go")
+    parser.add_argument("--input", default=None, help="a Criteo log file to study instead of the generator's data")
+    parser.add_argument("--format", default="tsv", choices=sorted(rows.DELIMITERS),
+                        help="the --input file's format")
+    parser.add_argument("--from-pipeline", default=None, metavar="OUTPUT_ROOT",
+                        help="study the latest Transform output of a pipeline already run there (e.g. the demo's "
+                             "--output-root) instead of preparing the study's own data")
+    parser.add_argument("--max-runs", type=int, default=None, help="train at most this many runs, then stop")
+    own, beam_args = flags.split_beam_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    if args.input and not os.path.isfile(args.input):
+        parser.error(f"--input {args.input}: no such file")
+    if args.input and args.from_pipeline:
+        parser.error("--input and --from-pipeline both name the data: give one")
+    if args.max_runs is not None and args.max_runs < 1:
+        parser.error(f"--max-runs must be >= 1, got {args.max_runs}")
+    try:
+        study = study_lib.load(args.study)
+    except (OSError, study_lib.StudyError) as error:
+        parser.error(str(error))
+    run_study(study, args.output_root, args.results_dir, args.input, args.format, beam_args, args.max_runs,
+              args.from_pipeline)
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # TF 2.16's AtomicFunction.__del__ raises at interpreter teardown

@@ -1,0 +1,118 @@
+"""Study configs and the report: every checked-in study loads; verdicts follow the paired intervals."""
+import glob
+import json
+import os
+
+import pytest
+
+from experiments import report, run as runner, study as study_lib
+from tests.conftest import ROOT
+
+STUDIES = sorted(glob.glob(os.path.join(ROOT, "experiments", "studies", "*.json")))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
+def test_checked_in_studies_load_with_at_least_three_seeds(path):
+    study = study_lib.load(path)
+    assert len(study.seeds) >= 3
+    runs = study.runs()
+    assert len({study_lib.run_id("data", r) for r in runs}) == len(runs)  # no two runs train the same thing
+
+
+def _write_study(tmp_path, **overrides):
+    config = {"title": "t", "report": "beta_sweep", "variants": {"BCE": ["--loss", "bce"],
+              "Combined-Pair": ["--loss", "combined_pair", "--alpha", "0.7"]}, "baseline": "BCE",
+              "sweep": {"--beta-pos": ["1.0", "0.1"]}, "seeds": [1, 2, 3], "flags": ["--gradient-diagnostics"]}
+    config.update(overrides)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"report": "pie"}, "unknown report"), ({"baseline": "X"}, "baseline 'X' is not a variant"),
+    ({"seeds": [1, 1]}, "distinct"), ({"extra": 1}, "unknown key"),
+    ({"variants": {"BCE": ["--loss", "bce", "--alpah", "1"]}, "baseline": "BCE"}, "invalid flags"),
+    ({"variants": {"BCE": ["--loss", "bce", "--alpha", "0.5"]}, "baseline": "BCE"}, "invalid flags"),
+])
+def test_bad_study_configs_are_named(tmp_path, change, message):
+    with pytest.raises(study_lib.StudyError, match=message):
+        study_lib.load(_write_study(tmp_path, **change))
+
+
+def _records(study, auc_of, grad_of):
+    """A results table whose metrics follow the given functions of (variant, β, seed)."""
+    out = []
+    for run in study.runs():
+        beta = dict(run.sweep)["--beta-pos"]
+        value = auc_of(run.variant, float(beta), run.seed)
+        out.append({"run_id": study_lib.run_id("d", run), "study": study.name, "variant": run.variant,
+                    "label": run.label, "sweep": dict(run.sweep), "seed": run.seed, "train_seconds": 10.0,
+                    "settings": run.settings.to_custom_config(), "data": {"source": "test"},
+                    "test": {"auc": value, "weighted_bce": 1 - value, "logloss": 1 - value, "calibration": 1.0,
+                             "calibration_buckets": [{"relative_bias": 0.1 * i} for i in range(3)]},
+                    "gradients_first_epoch": {k: [grad_of(run.variant, float(beta), run.seed)] * 4
+                                              for k in ("grad_norm_negative_logits", "grad_norm_dnn",
+                                                        "grad_norm_cross")}})
+    return out
+
+
+def _report(tmp_path, study, records):
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path = report.write_report(study, str(results), str(tmp_path / "reports"))
+    return open(path).read()
+
+
+def test_beta_sweep_verdicts_follow_the_intervals(tmp_path):
+    study = study_lib.load(_write_study(tmp_path))
+    noise = {1: 0.0, 2: 0.002, 3: -0.001}
+    lift = {1.0: 0.0, 0.1: 0.01}  # Combined-Pair gains only at β = 0.1, identically on every seed
+
+    def auc(variant, beta, seed):
+        return 0.8 + noise[seed] + (lift[beta] + 0.0001 * seed if variant != "BCE" else 0.0)
+
+    def grad(variant, beta, seed):  # BCE's shrinks with β; Combined-Pair's does not
+        return (1.0 if variant != "BCE" else beta) + 0.01 * seed
+
+    text = _report(tmp_path, study, _records(study, auc, grad))
+    assert "**Verdict, RQ1**" in text and "**reproduced**; the lift is larger at the sparsest" in text
+    assert "**Verdict, Finding 1**" in text and text.count("**reproduced**") == 3
+    assert "Produced by `python -m experiments.run" in text
+    for figure in ("fig4_auc_bce.png", "fig2_negative_gradients.png", "fig3_dnn_cross_gradients.png"):
+        png = tmp_path / "reports" / study.name / figure
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
+
+
+def test_no_difference_is_reported_as_not_significant(tmp_path):
+    study = study_lib.load(_write_study(tmp_path, report="loss_table", sweep={"--beta-pos": ["0.1"]}))
+    noise = {1: 0.003, 2: -0.002, 3: 0.0}
+    swap = {1: 0.002, 2: -0.002, 3: 0.001}  # Combined-Pair wins on one seed, loses on another
+
+    text = _report(tmp_path, study, _records(study, lambda v, b, s: 0.8 + noise[s] + (swap[s] if v != "BCE" else 0),
+                                             lambda v, b, s: 1.0))
+    assert "- Combined-Pair: AUC" in text and "not significant" in text
+    assert "**inconclusive (not significant)**" in text and "**reproduced**" not in text
+    assert (tmp_path / "reports" / study.name / "fig8_calibration_buckets.png").exists()
+
+
+def test_alpha_sweep_report_names_the_significant_alphas(tmp_path):
+    study = study_lib.load(os.path.join(ROOT, "experiments", "studies", "rq2_alpha.json"))
+    gain = {0.9: 0.001, 0.7: 0.004, 0.1: -0.003}
+
+    def auc(variant, beta, seed):
+        alpha = 1.0 if variant == "BCE" else float(variant.split("=")[1])
+        return 0.8 + 0.001 * seed + gain.get(alpha, 0.0) + 0.0002 * seed * (alpha != 1.0)
+
+    text = _report(tmp_path, study, _records(study, auc, lambda v, b, s: 1.0))
+    assert "best alpha=0.7" in text and "significantly worse: alpha=0.1" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 0.1 | alpha=0.7 |"))
+    assert row.endswith("| 0.8139 |")  # the paper's stated cell sits beside ours
+
+
+def test_a_table_without_this_studys_runs_is_refused(tmp_path):
+    study = study_lib.load(_write_study(tmp_path))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no finished runs"):
+        report.write_report(study, str(tmp_path / "empty.jsonl"), str(tmp_path / "r"))
+    assert runner.read_results(str(tmp_path / "missing.jsonl")) == {}

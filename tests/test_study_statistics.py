@@ -1,0 +1,68 @@
+"""Study statistics and test metrics against hand-computed values."""
+import math
+
+import numpy as np
+import pytest
+
+from experiments import metrics, stats
+
+
+def test_summary_is_mean_and_sample_std():
+    summary = stats.summarize([1.0, 2.0, 3.0, 4.0])
+    assert summary.mean == 2.5 and summary.n == 4
+    assert summary.std == pytest.approx(math.sqrt(5.0 / 3.0))  # Σ(x - 2.5)² = 5, ddof 1
+    assert math.isnan(stats.summarize([0.7]).std)
+    with pytest.raises(ValueError, match="no values"):
+        stats.summarize([])
+
+
+def test_paired_interval_by_hand_not_significant():
+    # d = [0.01, 0.02, 0.005]: mean 0.0116667, sd 0.0076376, t(0.975, 2) = 4.302653
+    difference = stats.paired_difference({1: 0.80, 2: 0.82, 3: 0.81}, {1: 0.79, 2: 0.80, 3: 0.805})
+    half = 4.302653 * 0.0076376 / math.sqrt(3)
+    assert difference.mean == pytest.approx(0.0116667, abs=1e-7)
+    assert (difference.low, difference.high) == pytest.approx((0.0116667 - half, 0.0116667 + half), abs=1e-6)
+    assert not difference.significant
+    assert "not significant" in difference.describe()
+
+
+def test_paired_interval_by_hand_significant_and_pairs_by_seed():
+    # Seeds pair up whatever the dict order; seed 9 has no partner and is left out.
+    difference = stats.paired_difference({3: 0.512, 1: 0.510, 2: 0.511, 9: 0.9}, {1: 0.5, 2: 0.5, 3: 0.5})
+    half = 4.302653 * 0.001 / math.sqrt(3)  # d = [0.010, 0.011, 0.012]
+    assert difference.n == 3
+    assert (difference.low, difference.high) == pytest.approx((0.011 - half, 0.011 + half), abs=1e-7)
+    assert difference.significant
+    below = stats.paired_difference({1: 0.49, 2: 0.489, 3: 0.488}, {1: 0.5, 2: 0.5, 3: 0.5})
+    assert below.significant and below.high < 0
+
+
+def test_one_seed_has_no_interval_and_no_common_seed_is_an_error():
+    single = stats.paired_difference({1: 0.6}, {1: 0.5})
+    assert single.n == 1 and not single.significant and "1 seed" in single.describe()
+    with pytest.raises(ValueError, match="no common seeds"):
+        stats.paired_difference({1: 0.6}, {2: 0.5})
+    with pytest.raises(ValueError, match="confidence"):
+        stats.paired_difference({1: 0.6}, {1: 0.5}, confidence=1.0)
+
+
+def test_weighted_bce_is_eq_15():
+    # -(β·log 0.8 + log(1 - 0.2)) / 2 with β = 0.5
+    assert metrics.weighted_bce(np.array([1, 0]), np.array([0.8, 0.2]), 0.5) == pytest.approx(-0.75 * math.log(0.8))
+    assert metrics.weighted_bce(np.array([1, 0]), np.array([0.8, 0.2]), 1.0) == pytest.approx(-math.log(0.8))
+
+
+def test_test_metrics_by_hand():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    result = metrics.test_metrics(labels, p, beta_pos=1.0)
+    assert result["auc"] == pytest.approx(8 / 9)  # pairs (pos > neg): 0.35 loses to 0.4 only
+    assert result["calibration"] == pytest.approx(p.mean() / 0.5)
+    assert result["logloss"] == pytest.approx(metrics.weighted_bce(labels, p, 1.0))
+    buckets = metrics.calibration_buckets(labels, p, buckets=3)
+    assert [b["count"] for b in buckets] == [2, 2, 2]
+    assert [b["observed_ctr"] for b in buckets] == [0.0, 0.5, 1.0]           # (0.1, 0.2), (0.35, 0.4), (0.8, 0.9)
+    assert buckets[1]["relative_bias"] == pytest.approx(0.375 / 0.5 - 1.0)
+    assert math.isnan(buckets[0]["relative_bias"])                             # no click: bias undefined
+    with pytest.raises(ValueError, match="one class"):
+        metrics.test_metrics(np.zeros(3), np.full(3, 0.2), 1.0)
