@@ -36,15 +36,17 @@ def error_bar_panels(path: str, panels: List[Tuple[str, str, Series]], xlabel: s
     return _save(fig, path)
 
 
-def batch_curves(path: str, panels: List[Tuple[str, Dict[str, Sequence[float]]]], ylabel: str) -> str:
-    """One panel per title: per-batch curves (label -> values) over the first epoch, log scale."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False, sharey=True)
-    for ax, (title, curves) in zip(axes[0], panels):
-        for label, values in curves.items():
+def curves(path: str, panels: List[Tuple[str, Dict[str, Sequence[float]]]], ylabel: str,
+           xlabel: str = "batch (first epoch)", log_scale: bool = True) -> str:
+    """One panel per title: curves (label -> values at x = 1, 2, ...), shared y axis."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False, sharey=log_scale)
+    for ax, (title, lines) in zip(axes[0], panels):
+        for label, values in lines.items():
             ax.plot(range(1, len(values) + 1), values, label=label)
-        ax.set_yscale("log")
+        if log_scale:
+            ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("batch (first epoch)")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=8)

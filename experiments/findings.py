@@ -27,6 +27,20 @@ def _figure(lines: List[str], path: str, caption: str) -> None:
               f"*{caption}*", ""]
 
 
+def _mean_curves(table, variants: List[str], series_of: Callable) -> List:
+    """Per β_pos (densest first): variant -> the seeds' mean curve, cut to the shortest run."""
+    panels = []
+    for point in sorted(table.points, key=float, reverse=True):
+        lines = {}
+        for variant in variants:
+            series = [series_of(r) for r in table.cells.get((variant, point), {}).values()]
+            if series:
+                length = min(len(s) for s in series)
+                lines[variant] = np.mean([s[:length] for s in series], axis=0)
+        panels.append((f"β_pos = {point}", lines))
+    return panels
+
+
 def beta_sweep(table, figure_dir: str) -> List[str]:
     """RQ1 (Fig. 4) and Findings 1-2 (Fig. 2, 3, 9)."""
     study, variants = table.study, list(table.study.variants)
@@ -51,18 +65,9 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
     lines += ["## Findings 1-2: the gradient on the negatives' logits (Eq. 10, Fig. 2, 9)", "",
               "‖∂L/∂z_j‖₂ over a batch's negatives j, averaged over the first epoch's batches.", ""]
     lines += table.metric_table_lines("grad_negatives", variants, digits=6) + [""]
-    panels = []
-    for point in sorted(table.points, key=beta, reverse=True):
-        curves = {}
-        for variant in variants:
-            runs = list(table.cells.get((variant, point), {}).values())
-            if runs:
-                series = [r["gradients_first_epoch"]["grad_norm_negative_logits"] for r in runs]
-                length = min(len(s) for s in series)
-                curves[variant] = np.mean([s[:length] for s in series], axis=0)
-        panels.append((f"β_pos = {point}", curves))
-    _figure(lines, figures.batch_curves(os.path.join(figure_dir, "fig2_negative_gradients.png"), panels,
-                                        "‖∂L/∂z‖ on negatives"),
+    panels = _mean_curves(table, variants, lambda r: r["gradients_first_epoch"]["grad_norm_negative_logits"])
+    _figure(lines, figures.curves(os.path.join(figure_dir, "fig2_negative_gradients.png"), panels,
+                                  "‖∂L/∂z‖ on negatives"),
             "Fig. 2 / 9 on this data: per-batch gradient norm on the negatives' logits, first epoch, mean over seeds.")
     bce_sparse = table.values(study.baseline, sparse, "grad_negatives")
     bce_dense = table.values(study.baseline, dense, "grad_negatives")
@@ -74,6 +79,12 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
               f"**Verdict, Finding 2** ({other} restores it): {other} minus BCE at β_pos = {sparse}: "
               f"{restore.describe(6)}: **{_verdict(restore, +1)}**.", ""]
 
+    lines += ["## Fig. 6: training error", ""]
+    _figure(lines, figures.curves(os.path.join(figure_dir, "fig6_training_error.png"),
+                                  _mean_curves(table, variants, lambda r: r["validation"]["history"]["weighted_bce"]),
+                                  "train weighted BCE", xlabel="epoch", log_scale=False),
+            "Fig. 6 on this data: the training loss's BCE part (Eq. 15) per epoch, mean over seeds (runs stop at "
+            "different epochs; each curve ends with the shortest run).")
     lines += ["## Fig. 3: DNN and cross-network gradient norms", ""]
     for metric in ("grad_dnn", "grad_cross"):
         lines += table.metric_table_lines(metric, variants, digits=5) + [""]

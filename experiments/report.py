@@ -117,9 +117,13 @@ def header(table: Table, results_path: str) -> List[str]:
         lines.append(f"- **Bayes-optimal** on the test split (the true click probabilities): AUC "
                      f"{bayes['bayes_auc']:.4f}, logloss {bayes['bayes_logloss']:.4f}.")
     if settings:
-        lines.append(f"- **Model**: DCN V2 {settings['model']}; **training**: batch {settings['train']['batch_size']}, "
-                     f"learning rate {settings['train']['learning_rate']}, up to {settings['train']['epochs']} epochs "
-                     f"with the Trainer's validation schedule (best epoch by validation AUC; test read once).")
+        model, train = settings["model"], settings["train"]
+        lines.append(f"- **Model**: DCN V2 {model['structure']}, {model['num_cross_layers']} cross layers, DNN "
+                     f"{'-'.join(map(str, model['dnn_units']))}, embeddings {model['embedding_dim']}, dropout "
+                     f"{model['dropout']}, embedding L2 {model['embedding_l2']}; **training**: {train['optimizer']} "
+                     f"{train['learning_rate']}, batch {train['batch_size']}, up to {train['epochs']} epochs under the "
+                     f"Trainer's validation schedule (best epoch by validation AUC, min gain "
+                     f"{train.get('min_improvement')}); the test split is read once per run.")
     lines.append(f"- **Runs**: {len(records)} of {len(study.runs())}; seeds {study.seeds}; "
                  + (f"{np.mean(seconds):.0f} s per run on average ({3600 / np.mean(seconds):.0f} runs/hour)."
                     if seconds else "none finished yet."))

@@ -51,6 +51,7 @@ def _records(study, auc_of, grad_of):
                     "settings": run.settings.to_custom_config(), "data": {"source": "test"},
                     "test": {"auc": value, "weighted_bce": 1 - value, "logloss": 1 - value, "calibration": 1.0,
                              "calibration_buckets": [{"relative_bias": 0.1 * i} for i in range(3)]},
+                    "validation": {"history": {"weighted_bce": [0.5, 0.4 + 0.01 * run.seed][:1 + run.seed % 2]}},
                     "gradients_first_epoch": {k: [grad_of(run.variant, float(beta), run.seed)] * 4
                                               for k in ("grad_norm_negative_logits", "grad_norm_dnn",
                                                         "grad_norm_cross")}})
@@ -79,7 +80,8 @@ def test_beta_sweep_verdicts_follow_the_intervals(tmp_path):
     assert "**Verdict, RQ1**" in text and "**reproduced**; the lift is larger at the sparsest" in text
     assert "**Verdict, Finding 1**" in text and text.count("**reproduced**") == 3
     assert "Produced by `python -m experiments.run" in text
-    for figure in ("fig4_auc_bce.png", "fig2_negative_gradients.png", "fig3_dnn_cross_gradients.png"):
+    for figure in ("fig4_auc_bce.png", "fig2_negative_gradients.png", "fig3_dnn_cross_gradients.png",
+                   "fig6_training_error.png"):
         png = tmp_path / "reports" / study.name / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
@@ -116,3 +118,15 @@ def test_a_table_without_this_studys_runs_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no finished runs"):
         report.write_report(study, str(tmp_path / "empty.jsonl"), str(tmp_path / "r"))
     assert runner.read_results(str(tmp_path / "missing.jsonl")) == {}
+
+
+def test_report_command_writes_the_report_or_names_what_is_missing(tmp_path, capsys):
+    path = _write_study(tmp_path, report="loss_table", sweep={"--beta-pos": ["0.1"]})
+    records = _records(study_lib.load(path), lambda v, b, s: 0.8 + 0.001 * s, lambda v, b, s: 1.0)
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report.main([path, "--results", str(results), "--out-dir", str(tmp_path / "out")])
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "out" / "s.md").exists()
+    with pytest.raises(SystemExit) as stop:
+        report.main([path, "--results", str(tmp_path / "none.jsonl"), "--out-dir", str(tmp_path / "out")])
+    assert stop.value.code == 1 and "no finished runs of study 's'" in capsys.readouterr().err

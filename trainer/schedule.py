@@ -1,7 +1,7 @@
 """The BARS / FuxiCTR validation schedule, as one resumable Keras callback, and the Trainer's callbacks.
 
 After every epoch the validation metric (`val_auc`) decides:
-- improved (by more than `min_delta` over the best so far, as FuxiCTR's early stopping): save the
+- improved (by more than `min_delta` over the best so far): save the
   weights as the best checkpoint;
 - not improved: multiply the learning rate by `decay_factor` (floor `min_learning_rate`), and stop
   once `patience` epochs in a row have not improved.
