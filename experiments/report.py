@@ -9,6 +9,7 @@ Each finding ends with a verdict: reproduced, not reproduced, or inconclusive, o
 """
 import argparse
 import collections
+import json
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -34,6 +35,10 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], bool]] = {
 }
 
 
+def _settings_key(settings: Dict) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
 class Table:
     """The study's finished runs, by (variant, sweep value) and seed."""
 
@@ -42,8 +47,9 @@ class Table:
         self.sweep_flag = next(iter(study.sweep), None)
         self.points = study.sweep.get(self.sweep_flag, [""]) if self.sweep_flag else [""]
         self.cells: Dict[Tuple[str, str], Dict[int, Dict]] = collections.defaultdict(dict)
-        for record in records:
-            if record["study"] == study.name:
+        wanted = {_settings_key(run.settings.to_custom_config()) for run in study.runs()}
+        for record in records:  # runs of this study as configured now (not of an edited config's past runs)
+            if record["study"] == study.name and _settings_key(record["settings"]) in wanted:
                 point = record["sweep"].get(self.sweep_flag, "") if self.sweep_flag else ""
                 self.cells[(record["variant"], point)][record["seed"]] = record
         self.records = [r for cell in self.cells.values() for r in cell.values()]

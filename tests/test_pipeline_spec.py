@@ -47,6 +47,7 @@ def test_compiles_for_kubeflow_v2(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=project_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "validated offline: a strict KFP PipelineSpec, and a Vertex AI PipelineJob" in proc.stdout
     with open(out) as f:
         job = json.load(f)
     spec = job["pipelineSpec"]

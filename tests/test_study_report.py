@@ -130,3 +130,11 @@ def test_report_command_writes_the_report_or_names_what_is_missing(tmp_path, cap
     with pytest.raises(SystemExit) as stop:
         report.main([path, "--results", str(tmp_path / "none.jsonl"), "--out-dir", str(tmp_path / "out")])
     assert stop.value.code == 1 and "no finished runs of study 's'" in capsys.readouterr().err
+
+
+def test_runs_of_an_edited_config_are_left_out(tmp_path):
+    study = study_lib.load(_write_study(tmp_path, report="loss_table", sweep={"--beta-pos": ["0.1"]}))
+    records = _records(study, lambda v, b, s: 0.8 + 0.001 * s, lambda v, b, s: 1.0)
+    stale = dict(records[0], settings=dict(records[0]["settings"], train={**records[0]["settings"]["train"],
+                                                                          "epochs": 7}), seed=9, run_id="stale")
+    assert "Runs**: 6 of 6" in _report(tmp_path, study, records + [stale])
