@@ -1,21 +1,77 @@
-"""Vertex AI: the compiled pipeline checked offline, and a submission without credentials refused."""
+"""Vertex AI / Kubeflow: the compiled pipeline checked offline and against the Dockerfile; a submission
+without credentials refused."""
 import json
+import os
+import re
 
 import pytest
 from tfx import v1 as tfx
 
 from pipeline import kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
+from tests.conftest import ROOT
+from tests.test_layers import ALLOWED
+
+IMAGE = "gcr.io/p/img:1"
+DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/tmp"]
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
+    """The pipeline compiled as `kubeflow_v2_runner` does, with Dataflow Beam arguments."""
     path = str(tmp_path_factory.mktemp("vertex") / "job.json")
     config = configs.PipelineConfig(output_root="gs://bucket/rankloss")
+    config.beam_pipeline_args = kubeflow_v2_runner.container_beam_args(DATAFLOW, IMAGE)
     tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image="gcr.io/p/img:1"),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=IMAGE),
         output_filename=path).run(pipeline_lib.create_pipeline(config, schema_path=kubeflow_v2_runner.IMAGE_SCHEMA_PATH))
     return path
+
+
+def _dockerfile():
+    return open(os.path.join(ROOT, "Dockerfile")).read()
+
+
+def test_every_executor_runs_the_dockerfiles_image_with_its_code(compiled):
+    dockerfile, job = _dockerfile(), json.load(open(compiled))
+    executors = [e["container"] for e in job["pipelineSpec"]["deploymentSpec"]["executors"].values() if "container" in e]
+    assert executors and all(c["image"] == IMAGE for c in executors)
+    for container in executors:  # the Beam steps run on Dataflow with this same image as SDK container
+        assert f"--sdk_container_image={IMAGE}" in container["args"] and "--runner=DataflowRunner" in container["args"]
+    workdir = re.search(r"^WORKDIR (\S+)$", dockerfile, re.M).group(1)
+    assert workdir == kubeflow_v2_runner.IMAGE_PROJECT_ROOT and f"PYTHONPATH={workdir}" in dockerfile
+    assert re.search(r"ENV TF_USE_LEGACY_KERAS=1\b", dockerfile)
+    copied = set(re.findall(r"^COPY (\w+)/ \1/$", dockerfile, re.M))
+    named = set(re.findall(r'"((?:pipeline|trainer|transforms)\.[\w.]+)', json.dumps(job)))
+    assert {"trainer.task.run_fn", "transforms.preprocessing.preprocessing_fn", "pipeline.atomic_pusher.Executor"} <= named
+    needed, frontier = set(), {name.split(".")[0] for name in named}
+    while frontier:  # the named packages and every package they import
+        package = frontier.pop()
+        needed.add(package)
+        frontier |= ALLOWED[package] - needed
+    assert needed <= copied, f"the image lacks {sorted(needed - copied)}"
+    schema = kubeflow_v2_runner.IMAGE_SCHEMA_PATH
+    assert schema in json.dumps(job) and os.path.exists(os.path.join(ROOT, os.path.relpath(schema, workdir)))
+
+
+def test_the_image_is_a_beam_sdk_container_of_the_pinned_beam():
+    dockerfile, requirements = _dockerfile(), open(os.path.join(ROOT, "requirements.txt")).read()
+    beam = re.search(r"^apache-beam\[gcp\]==(\S+)$", requirements, re.M).group(1)
+    assert f"FROM apache/beam_python3.10_sdk:{beam} AS beam_sdk" in dockerfile
+    assert "FROM python:3.10-slim" in dockerfile
+    assert "COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam" in dockerfile
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
+
+
+def test_container_beam_arguments():
+    assert kubeflow_v2_runner.container_beam_args(["--direct_num_workers=2"], IMAGE) == ["--direct_num_workers=2"]
+    with pytest.raises(ValueError, match="host CPU"):
+        kubeflow_v2_runner.container_beam_args(["--direct_running_mode=multi_processing", "--direct_num_workers", "0"],
+                                               IMAGE)
+    assert kubeflow_v2_runner.container_beam_args(DATAFLOW + [f"--sdk_container_image={IMAGE}"], IMAGE).count(
+        f"--sdk_container_image={IMAGE}") == 1
+    with pytest.raises(ValueError, match="must run the pipeline's image"):
+        kubeflow_v2_runner.container_beam_args(DATAFLOW + ["--sdk_container_image=other:1"], IMAGE)
 
 
 def _rewrite(tmp_path, path, change):
