@@ -5,14 +5,22 @@ not reproduced when the opposite holds significantly or the paper's direction ho
 inconclusive otherwise. Every verdict is about this study's data, which the report's header names.
 """
 import os
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from experiments import figures, stats
 
 
-def _verdict(difference: stats.PairedDifference, paper_direction: float) -> str:
+def _describe(difference: Optional[stats.PairedDifference], digits: int = 4) -> str:
+    return "not measured yet (no paired runs)" if difference is None else difference.describe(digits)
+
+
+def _paired(variant: Dict[int, float], baseline: Dict[int, float]) -> Optional[stats.PairedDifference]:
+    return stats.paired_difference(variant, baseline) if set(variant) & set(baseline) else None
+
+
+def _verdict(difference: Optional[stats.PairedDifference], paper_direction: float) -> str:
     if difference is None or difference.n < 2:
         return "inconclusive (fewer than 2 paired seeds)"
     if difference.significant and np.sign(difference.mean) == np.sign(paper_direction):
@@ -56,11 +64,13 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
     sparse, dense = min(table.points, key=beta), max(table.points, key=beta)
     lift_sparse = table.versus_baseline(other, sparse, "auc")
     lift_dense = table.versus_baseline(other, dense, "auc")
+    trend = ""
+    if lift_sparse is not None and lift_dense is not None:
+        trend = ("; the lift is larger at the sparsest β_pos." if lift_sparse.mean > lift_dense.mean else
+                 "; the lift is not larger at the sparsest β_pos than at the densest.")
     lines += ["**Verdict, RQ1** (the paper: Combined-Pair's AUC lift over BCE is largest at the sparsest β_pos): "
-              f"at β_pos = {sparse} the lift is {lift_sparse.describe()}, at β_pos = {dense} "
-              f"{lift_dense.describe()}: **{_verdict(lift_sparse, +1)}**"
-              + ("; the lift is larger at the sparsest β_pos." if lift_sparse.mean > lift_dense.mean else
-                 "; the lift is not larger at the sparsest β_pos than at the densest.") , ""]
+              f"at β_pos = {sparse} the lift is {_describe(lift_sparse)}, at β_pos = {dense} "
+              f"{_describe(lift_dense)}: **{_verdict(lift_sparse, +1)}**{trend}", ""]
 
     lines += ["## Findings 1-2: the gradient on the negatives' logits (Eq. 10, Fig. 2, 9)", "",
               "‖∂L/∂z_j‖₂ over a batch's negatives j, averaged over the first epoch's batches.", ""]
@@ -71,13 +81,13 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
             "Fig. 2 / 9 on this data: per-batch gradient norm on the negatives' logits, first epoch, mean over seeds.")
     bce_sparse = table.values(study.baseline, sparse, "grad_negatives")
     bce_dense = table.values(study.baseline, dense, "grad_negatives")
-    shrink = stats.paired_difference(bce_sparse, bce_dense)
+    shrink = _paired(bce_sparse, bce_dense)
     restore = table.versus_baseline(other, sparse, "grad_negatives")
     lines += [f"**Verdict, Finding 1** (BCE's gradient on the negatives shrinks as positives get sparser): "
-              f"BCE at β_pos = {sparse} minus BCE at β_pos = {dense}: {shrink.describe(6)}: "
+              f"BCE at β_pos = {sparse} minus BCE at β_pos = {dense}: {_describe(shrink, 6)}: "
               f"**{_verdict(shrink, -1)}**.", "",
               f"**Verdict, Finding 2** ({other} restores it): {other} minus BCE at β_pos = {sparse}: "
-              f"{restore.describe(6)}: **{_verdict(restore, +1)}**.", ""]
+              f"{_describe(restore, 6)}: **{_verdict(restore, +1)}**.", ""]
 
     lines += ["## Fig. 6: training error", ""]
     _figure(lines, figures.curves(os.path.join(figure_dir, "fig6_training_error.png"),
@@ -164,8 +174,8 @@ def loss_table(table, figure_dir: str) -> List[str]:
         bce = table.versus_baseline(variant, point, "weighted_bce")
         if auc is None:
             continue
-        lines.append(f"- {variant}: AUC {auc.describe()} → **{_verdict(auc, +1)}**; weighted BCE "
-                     f"{bce.describe()} → **{_verdict(bce, -1)}**.")
+        lines.append(f"- {variant}: AUC {_describe(auc)} → **{_verdict(auc, +1)}**; weighted BCE "
+                     f"{_describe(bce)} → **{_verdict(bce, -1)}**.")
     return lines + [""]
 
 

@@ -20,18 +20,18 @@ from experiments import findings, run as runner, stats, study as study_lib
 
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
 
-METRICS: Dict[str, Tuple[str, Callable[[Dict], float], bool]] = {
-    # name: (heading, value of a record, higher is better)
+METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
+    # name: (heading, value of a record, higher is better; None where neither direction is "better")
     "auc": ("test AUC", lambda r: r["test"]["auc"], True),
     "weighted_bce": ("test weighted BCE (Eq. 15)", lambda r: r["test"]["weighted_bce"], False),
     "logloss": ("test logloss", lambda r: r["test"]["logloss"], False),
-    "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], False),
+    "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], None),
     "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
-                       lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), True),
+                       lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), None),
     "grad_dnn": ("DNN gradient norm, first-epoch mean",
-                 lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_dnn"])), True),
+                 lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_dnn"])), None),
     "grad_cross": ("cross-network gradient norm, first-epoch mean",
-                   lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_cross"])), True),
+                   lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_cross"])), None),
 }
 
 
@@ -99,11 +99,16 @@ def _metric_table(table: Table, metric: str, variants: List[str], digits: int = 
     for point in table.points:
         for variant in variants:
             difference = table.versus_baseline(variant, point, metric)
-            better = "" if difference is None or not difference.significant else (
-                ", better" if (difference.mean > 0) == higher_is_better else ", worse")
+            if variant == table.study.baseline:
+                compared = "baseline"
+            elif difference is None:
+                compared = "—"
+            else:
+                compared = difference.describe(digits)
+                if difference.significant and higher_is_better is not None:
+                    compared += ", better" if (difference.mean > 0) == higher_is_better else ", worse"
             lines.append(f"| {point} | {variant} | {_cell(table.summary(variant, point, metric), digits)} | "
-                         f"{'baseline' if difference is None else difference.describe(digits) + better} | "
-                         f"{_paper(table.study, metric, variant, point)} |")
+                         f"{compared} | {_paper(table.study, metric, variant, point)} |")
     return lines
 
 
