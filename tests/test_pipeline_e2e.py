@@ -50,7 +50,10 @@ def test_pushed_model_scores_a_serialized_example(demo_run):
 def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     output_root, _ = demo_run
     before = len(_trainer_executions(output_root))
-    env = project_env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"))
+    # Flags come through RANKLOSS_FLAGS; a small model with another seed makes a new Trainer execution.
+    env = project_env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"),
+                      RANKLOSS_FLAGS="--dnn-units 32,32 --embedding-dim 4 --epochs 2 --batch-size 256 "
+                                     "--train-seed 5 --min-eval-auc 0")
     tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
     create = subprocess.run([tfx_cli, "pipeline", "create", "--engine", "local",
                              "--pipeline_path", os.path.join("pipeline", "local_runner.py")],
@@ -59,8 +62,10 @@ def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     run = subprocess.run([tfx_cli, "run", "create", "--engine", "local", "--pipeline_name", "rankloss-tfx"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-5000:]
-    # The CLI run trains the default (reference) model: a new Trainer execution; upstream steps are cached.
-    assert len(_trainer_executions(output_root)) == before + 1
+    # A new Trainer execution with the flags from RANKLOSS_FLAGS; upstream steps are cached.
+    executions = _trainer_executions(output_root)
+    assert len(executions) == before + 1
+    assert '"seed": 5' in executions[-1].custom_properties["custom_config"].string_value
 
 
 def test_main_command_refuses_bad_trainer_settings_before_any_work(tmp_path):
