@@ -95,6 +95,11 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
                                   "train weighted BCE", xlabel="epoch", log_scale=False),
             "Fig. 6 on this data: the training loss's BCE part (Eq. 15) per epoch, mean over seeds (runs stop at "
             "different epochs; each curve ends with the shortest run).")
+    lines += table.metric_table_lines("train_bce_epoch1", variants) + [""]
+    faster = table.versus_baseline(other, sparse, "train_bce_epoch1")
+    lines += [f"**Verdict, Fig. 6** (the paper: {other}'s training error falls faster than BCE's): {other} minus BCE "
+              f"in the first epoch's training weighted BCE at β_pos = {sparse}: {_describe(faster)}: "
+              f"**{_verdict(faster, -1)}**.", ""]
     lines += ["## Fig. 3: DNN and cross-network gradient norms", ""]
     for metric in ("grad_dnn", "grad_cross"):
         lines += table.metric_table_lines(metric, variants, digits=5) + [""]

@@ -25,6 +25,8 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
     "auc": ("test AUC", lambda r: r["test"]["auc"], True),
     "weighted_bce": ("test weighted BCE (Eq. 15)", lambda r: r["test"]["weighted_bce"], False),
     "logloss": ("test logloss", lambda r: r["test"]["logloss"], False),
+    "train_bce_epoch1": ("training weighted BCE, epoch 1", lambda r: r["validation"]["history"]["weighted_bce"][0],
+                         False),
     "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], None),
     "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
                        lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), None),
