@@ -7,7 +7,9 @@
      "baseline": "BCE",                                # paired differences are taken against it
      "sweep": {"--beta-pos": ["1.0", "0.1"]},          # every value of every swept flag, crossed
      "seeds": [1, 2, 3],                               # --train-seed of each run
-     "paper": {...}}                                   # the paper's numbers, for the report
+     "paper": {...},                                   # the paper's numbers, for the report
+     "expect": {"Focal": {"grad_negatives": 1}}}       # the paper's claimed direction per variant and metric
+                                                       # (default: AUC up, weighted BCE down)
 
 Every run's flags go through the Trainer's own flag parser and `validate()`, so a bad value stops the
 study before anything runs, naming the run and the flag. A run's id hashes the data and its complete
@@ -25,7 +27,8 @@ from settings import configs, flags
 REPORT_KINDS = ("beta_sweep", "alpha_sweep", "loss_table")
 DATA_SECTIONS = ("data", "transform")
 RUN_SECTIONS = ("model", "loss", "train")
-_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "paper", "description"}
+_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "paper", "description", "expect"}
+DEFAULT_EXPECT = {"auc": 1, "weighted_bce": -1}  # the paper's claim for a variant unless `expect` says otherwise
 
 
 class StudyError(ValueError):
@@ -58,6 +61,11 @@ class Study:
     seeds: List[int]
     paper: Dict[str, Any]
     description: str = ""
+    expect: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    def expected(self, variant: str) -> Dict[str, int]:
+        """metric -> the paper's direction (+1 up, -1 down) for `variant` against the baseline."""
+        return self.expect.get(variant, DEFAULT_EXPECT)
 
     def runs(self) -> List[Run]:
         """Every (sweep point, variant, seed), in that order: a partial study has whole sweep points."""
@@ -124,7 +132,12 @@ def load(path: str) -> Study:
         name=os.path.splitext(os.path.basename(path))[0], path=path, title=raw["title"], report=raw["report"],
         data_flags=[str(a) for a in raw.get("data", [])], run_flags=[str(a) for a in raw.get("flags", [])],
         variants={k: [str(a) for a in v] for k, v in raw["variants"].items()}, baseline=raw["baseline"],
-        sweep=sweep, seeds=list(seeds), paper=raw.get("paper", {}), description=raw.get("description", ""))
+        sweep=sweep, seeds=list(seeds), paper=raw.get("paper", {}), description=raw.get("description", ""),
+        expect=raw.get("expect", {}))
+    unknown_variants = sorted(set(study.expect) - set(study.variants))
+    if unknown_variants or any(d not in (-1, 1) for e in study.expect.values() for d in e.values()):
+        raise StudyError(f"{path}: expect names variants {sorted(study.expect)} with directions -1 or 1; "
+                         f"unknown variants: {unknown_variants}")
     study.runs()            # every run's flags parse and validate
     data_config(study)      # and the shared data's
     return study

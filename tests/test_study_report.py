@@ -34,6 +34,8 @@ def _write_study(tmp_path, **overrides):
     ({"seeds": [1, 1]}, "distinct"), ({"extra": 1}, "unknown key"),
     ({"variants": {"BCE": ["--loss", "bce", "--alpah", "1"]}, "baseline": "BCE"}, "invalid flags"),
     ({"variants": {"BCE": ["--loss", "bce", "--alpha", "0.5"]}, "baseline": "BCE"}, "invalid flags"),
+    ({"expect": {"Nope": {"auc": 1}}}, r"unknown variants: \['Nope'\]"),
+    ({"expect": {"BCE": {"auc": 2}}}, "directions -1 or 1"),
 ])
 def test_bad_study_configs_are_named(tmp_path, change, message):
     with pytest.raises(study_lib.StudyError, match=message):
