@@ -22,13 +22,11 @@ from trainer.training_model import TrainingModel, compile_training_model
 
 @dataclasses.dataclass
 class TrainedModel:
-    """What `train` leaves: the exported model (best weights), its training wrapper and the fit's record."""
+    """What `train` leaves: the model to export (best weights, calibration fitted) and the fit's record."""
 
     ctr_model: model_lib.DCNV2
-    training_model: TrainingModel
     validation: schedule.ValidationSchedule
     history: Dict[str, List[float]]
-    eval_dataset: tf.data.Dataset
 
 
 def train(settings: TrainerSettings, train_files: List[str], eval_files: List[str],
@@ -76,7 +74,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
         calibration.fit_calibration(ctr_model, eval_ds)
         logging.info("[trainer] isotonic calibration fitted on the eval split (negative sampling r=%.3g)",
                      settings.loss.negative_sampling_rate)
-    return TrainedModel(ctr_model, training_model, validation, history.history, eval_ds)
+    return TrainedModel(ctr_model, validation, history.history)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
