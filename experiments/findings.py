@@ -107,6 +107,11 @@ def beta_sweep(table, figure_dir: str) -> List[str]:
         ("DNN", "gradient norm", {v: table.series(v, "grad_dnn", beta) for v in variants}),
         ("cross network", "gradient norm", {v: table.series(v, "grad_cross", beta) for v in variants})],
         "β_pos", invert_x=True), "Fig. 3 on this data: first-epoch mean gradient norms of the two towers.")
+    dnn, cross = (table.versus_baseline(other, sparse, m) for m in ("grad_dnn", "grad_cross"))
+    lines += [f"**Verdict, Fig. 3** (the paper: {other}'s gradient norms are higher than BCE's in the DNN and the "
+              f"cross network; it plots the bottom layers, these are each tower's global norm): {other} minus BCE at "
+              f"β_pos = {sparse}: DNN {_describe(dnn, 5)} → **{_verdict(dnn, +1)}**; cross network "
+              f"{_describe(cross, 5)} → **{_verdict(cross, +1)}**.", ""]
     return lines
 
 
