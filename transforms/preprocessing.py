@@ -5,7 +5,9 @@ Choices (the same at training and serving, since the graph travels with the mode
   own, as FuxiCTR's fill value); then a vocabulary over the train split keeps the
   tokens seen at least `min_category_count` times (FuxiCTR's `min_categr_count`: 1
   in BARS Criteo_x1, 10 in Criteo_x4) and maps every other token, including ones first
-  seen at serving time, to `num_oov_buckets` hashed out-of-vocabulary ids.
+  seen at serving time, to `num_oov_buckets` hashed out-of-vocabulary ids. All fields'
+  vocabularies come from one analyzer pass (`transforms.vocabularies`), identical to
+  `tft.compute_and_apply_vocabulary`'s per field.
 - Numeric `I*`: missing -> 0, then sign(x)·log(1 + |x|). Raw Kaggle counts are heavy
   tailed (I5 reaches millions); the log keeps a field's embedding scale bounded
   (FuxiCTR multiplies a numeric field's embedding by this value). I2 can be -1 in
@@ -17,7 +19,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from transforms import features
+from transforms import features, vocabularies
 
 
 def _dense(x: tf.SparseTensor, default: Any) -> tf.Tensor:
@@ -44,10 +46,10 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[Dict[str, A
     for key in features.NUMERIC_FEATURES:
         outputs[features.transformed_name(key)] = signed_log1p(
             _dense(inputs[key], tf.constant(features.MISSING_NUMERIC, tf.int64)))
-    for key in features.CATEGORICAL_FEATURES:
-        tokens = _dense(inputs[key], features.MISSING_CATEGORY.encode())
-        outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            tokens, frequency_threshold=min_count if min_count > 1 else None, num_oov_buckets=num_oov,
-            vocab_filename=vocabulary_name(key))
+    tokens = {key: _dense(inputs[key], features.MISSING_CATEGORY.encode())
+              for key in features.CATEGORICAL_FEATURES}
+    ids = vocabularies.compute_and_apply_vocabularies(
+        tokens, {key: vocabulary_name(key) for key in tokens}, min_count, num_oov)
+    outputs.update({features.transformed_name(key): ids[key] for key in tokens})
     outputs[features.LABEL_KEY] = _dense(inputs[features.LABEL_KEY], tf.constant(0, tf.int64))
     return outputs
