@@ -196,8 +196,8 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
         shared = prepare(study, output_root, source, file_format, beam_args or [])
     elsewhere = _other_results(results_dir, path)
     trained_now, seconds = 0, []
-    for number, run in enumerate(runs, 1):
-        rid = study_lib.run_id(shared.key, run)
+    run_ids = [study_lib.run_id(shared.key, run) for run in runs]
+    for run, rid in zip(runs, run_ids):
         if rid in done:
             continue
         if rid in elsewhere:
@@ -217,7 +217,7 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
             source_note = f"{seconds[-1]:.0f}s, test AUC {record['test']['auc']:.4f}"
         append_result(path, record)
         done[rid] = record
-        left = sum(1 for r in runs if study_lib.run_id(shared.key, r) not in done)
+        left = sum(1 for r in run_ids if r not in done)
         eta = f", ~{left * np.mean(seconds) / 60:.0f} min left" if seconds else ""
         print(f"[study {study.name}] {len(done)}/{len(runs)} done, {left} left{eta} | {run.label}: {source_note}",
               flush=True)

@@ -1,0 +1,106 @@
+"""The Beam steps on Beam's portable layout: a job service and a separate pool of SDK workers.
+
+That layout (job server + SDK workers in other processes, as on Dataflow and Flink) catches code that
+only works in-process: unpicklable closures, module-level state, a worker without
+`TF_USE_LEGACY_KERAS`. The ingestion, StatisticsGen and Transform outputs must equal the in-memory
+run's (the demo fixture's) on the same raw rows.
+"""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import portable_beam
+from transforms.splits import SPLITS
+
+
+@pytest.fixture(scope="module")
+def portable_beam_args(tmp_path_factory):
+    """A local job service and an external worker pool; the Beam arguments that use them."""
+    with portable_beam.local_services(str(tmp_path_factory.mktemp("beam_services"))) as args:
+        yield args
+
+
+def _examples(path_pattern: str):
+    files = sorted(glob.glob(path_pattern))
+    assert files, path_pattern
+    return [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+            .as_numpy_iterator()]
+
+
+def _feature_values(example):
+    values = {}
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values[key] = list(getattr(feature, kind).value) if kind else []
+    return values
+
+
+def _assert_same_examples(ours, theirs):
+    """Same examples in the same order; floats to 1e-6 (TF's vectorised log1p may differ in the last
+    bit with the batch boundaries), everything else exactly."""
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        a, b = _feature_values(a), _feature_values(b)
+        assert a.keys() == b.keys()
+        for key in a:
+            if a[key] and isinstance(a[key][0], float):
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-6, err_msg=key)
+            else:
+                assert a[key] == b[key], key
+
+
+def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_memory_run(
+        demo_run, portable_beam_args, tmp_path):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from ingestion import convert
+    from pipeline import inputs, local_runner, pipeline as pipeline_lib
+    from settings import configs
+
+    demo_root, _ = demo_run
+    in_memory = configs.PipelineConfig(output_root=demo_root)
+    portable = configs.PipelineConfig(output_root=str(tmp_path), beam_pipeline_args=portable_beam_args)
+    os.makedirs(os.path.dirname(portable.raw_data_path))
+    shutil.copy(in_memory.raw_data_path, portable.raw_data_path)
+
+    counts = inputs.ingest(portable)
+    reference = convert.read_counts(in_memory.tfrecord_root)
+    assert counts["inputs"] == [portable.raw_data_path]
+    assert {k: v for k, v in counts.items() if k != "inputs"} == {k: v for k, v in reference.items() if k != "inputs"}
+    assert counts["splits"]["train"]["written"] > 1000
+    local_runner.run(portable, create=pipeline_lib.create_data_pipeline)
+
+    def artifact(config, component, output):
+        [path] = glob.glob(os.path.join(config.pipeline_root, component, output, "*"))
+        return path
+
+    for split in SPLITS:
+        records = {}
+        for name, config in (("in_memory", in_memory), ("portable", portable)):
+            stats = statistics_pb2.DatasetFeatureStatisticsList()
+            with open(os.path.join(artifact(config, "StatisticsGen", "statistics"), f"Split-{split}",
+                                   "FeatureStats.pb"), "rb") as f:
+                stats.ParseFromString(f.read())
+            records[name] = stats
+        ours, theirs = records["portable"].datasets[0], records["in_memory"].datasets[0]
+        assert ours.num_examples == theirs.num_examples == counts["splits"][split]["written"]
+        assert {f.path.step[0]: f.SerializeToString(deterministic=True) for f in ours.features} == \
+            {f.path.step[0]: f.SerializeToString(deterministic=True) for f in theirs.features}
+
+        _assert_same_examples(
+            _examples(os.path.join(artifact(portable, "Transform", "transformed_examples"), f"Split-{split}", "*")),
+            _examples(os.path.join(artifact(in_memory, "Transform", "transformed_examples"), f"Split-{split}", "*")))
+
+    ours, theirs = (os.path.join(artifact(c, "Transform", "transform_graph"), "transform_fn", "assets")
+                    for c in (portable, in_memory))
+    assert sorted(os.listdir(ours)) == sorted(os.listdir(theirs)) and len(os.listdir(ours)) == 26
+    for name in os.listdir(ours):
+        with open(os.path.join(ours, name), "rb") as a, open(os.path.join(theirs, name), "rb") as b:
+            assert a.read() == b.read(), name
+    with open(os.path.join(artifact(portable, "Transform", "transform_graph"), "transformed_metadata",
+                           "asset_map")) as f:
+        assert json.load(f)["vocab_C1"] == "vocab_C1"
