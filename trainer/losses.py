@@ -68,7 +68,10 @@ def list_cross_entropy(labels: tf.Tensor, log_scores: tf.Tensor, beta_pos: float
 
 
 class _BatchLoss(tf.keras.losses.Loss):
-    """Base of every loss here: one value per batch (no per-example reduction), serializable parameters.
+    """Base of every loss here: one value per batch (a mean over the batch's examples or pairs), serializable
+    parameters. Keras reads that value as `SUM_OVER_BATCH_SIZE`-reduced: under a strategy with several
+    replicas it divides the value by the replica count before the replicas' gradients are summed, so the
+    step follows the mean of the replicas' losses (see `trainer.distribution`).
 
     Each subclass is the loss `KEY` of `settings.configs.LOSS_PARAMETERS`, which lists its parameters;
     their defaults are the subclass's `__init__` defaults. Arguments are checked when the loss is built.
@@ -79,7 +82,7 @@ class _BatchLoss(tf.keras.losses.Loss):
 
     def __init__(self, name: str, parameters: Dict[str, float], **kwargs):
         kwargs.pop("reduction", None)  # always per batch; present in configs from get_config
-        super().__init__(name=name, reduction=tf.keras.losses.Reduction.NONE, **kwargs)
+        super().__init__(name=name, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE, **kwargs)
         for key, value in parameters.items():
             configs.check_loss_parameter(key, value)
             setattr(self, key, value)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from settings.configs import TrainConfig
 from trainer import diagnostics
 
-BEST_CHECKPOINT = "best.weights.h5"
+BEST_CHECKPOINT = "best_weights"  # a TensorFlow checkpoint prefix: loads under any distribution strategy
 SCHEDULE_STATE = "schedule.json"
 
 
@@ -29,7 +29,7 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
 
     def __init__(self, best_weights_path: str, state_path: Optional[str] = None, monitor: str = "val_auc",
                  decay_factor: float = 0.1, min_learning_rate: float = 1e-6, patience: int = 2,
-                 min_delta: float = 0.0):
+                 min_delta: float = 0.0, write_state: bool = True):
         super().__init__()
         if patience < 1:
             raise ValueError(f"early stop patience must be >= 1, got {patience}")
@@ -37,7 +37,7 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
             raise ValueError(f"min_delta must be >= 0, got {min_delta}")
         self.best_weights_path, self.state_path, self.monitor = best_weights_path, state_path, monitor
         self.decay_factor, self.min_learning_rate, self.patience = decay_factor, min_learning_rate, patience
-        self.min_delta = min_delta
+        self.min_delta, self.write_state = min_delta, write_state
         self.history: List[float] = []
 
     @property
@@ -78,7 +78,7 @@ class ValidationSchedule(tf.keras.callbacks.Callback):
             learning_rate.assign(max(float(learning_rate.numpy()) * self.decay_factor, self.min_learning_rate))
             if self.epochs_without_improvement >= self.patience:
                 self.model.stop_training = True
-        if self.state_path:
+        if self.state_path and self.write_state:
             tf.io.gfile.makedirs(os.path.dirname(self.state_path))
             with tf.io.gfile.GFile(self.state_path, "w") as f:
                 json.dump({"history": self.history}, f)
@@ -92,14 +92,17 @@ def resume_dir(fn_args: Any) -> str:
     return os.path.join(trainer_dir, "resume", hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
-def callbacks(train: TrainConfig, run_dir: str, backup_dir: str) -> List[tf.keras.callbacks.Callback]:
-    """Optional gradient diagnostics, TensorBoard, the validation schedule and backup/resume."""
+def callbacks(train: TrainConfig, run_dir: str, backup_dir: str,
+              write_state: bool = True) -> List[tf.keras.callbacks.Callback]:
+    """Optional gradient diagnostics, TensorBoard, the validation schedule and backup/resume; `write_state`
+    False on all but one worker of a cluster (the others read the shared schedule state, never write it)."""
     diagnostics_logger = ([diagnostics.GradientDiagnosticsLogger(run_dir, train.diagnostics_window)]
                           if train.gradient_diagnostics else [])
     return diagnostics_logger + [
         tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
         ValidationSchedule(os.path.join(run_dir, BEST_CHECKPOINT), os.path.join(backup_dir, SCHEDULE_STATE),
                            decay_factor=train.lr_decay_factor, min_learning_rate=train.min_learning_rate,
-                           patience=train.early_stop_patience, min_delta=train.min_improvement),
+                           patience=train.early_stop_patience, min_delta=train.min_improvement,
+                           write_state=write_state),
         tf.keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
     ]

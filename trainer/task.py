@@ -7,7 +7,7 @@ deterministic; an interrupted run resumes from its last epoch when the Trainer r
 import dataclasses
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 
 from serving import signatures
 from settings.configs import TrainerSettings
-from trainer import calibration, data, diagnostics, losses, model as model_lib, schedule
+from trainer import calibration, data, diagnostics, distribution, losses, model as model_lib, schedule
 from trainer.training_model import TrainingModel, compile_training_model
 
 
@@ -30,23 +30,29 @@ class TrainedModel:
 
 
 def train(settings: TrainerSettings, train_files: List[str], eval_files: List[str],
-          tf_transform_output: tft.TFTransformOutput, model_run_dir: str, backup_dir: str) -> TrainedModel:
+          tf_transform_output: tft.TFTransformOutput, model_run_dir: str, backup_dir: str,
+          strategy: Optional[tf.distribute.Strategy] = None) -> TrainedModel:
     """Seeds, builds DCN V2 with the configured loss, fits under the validation schedule, loads the best
-    weights and, when negatives were sampled, fits the calibration. An interrupted fit resumes from `backup_dir`."""
+    weights and, when negatives were sampled, fits the calibration. An interrupted fit resumes from `backup_dir`.
+    Under a multi-worker `strategy`, `batch_size` is per replica (`trainer.distribution`)."""
+    strategy = strategy or tf.distribute.get_strategy()
     train_config = settings.train
     tf.keras.utils.set_random_seed(train_config.seed)
     if train_config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    # Data: the Transform output, parsed in batches.
-    train_ds, eval_ds = data.train_and_eval_datasets(
-        train_files, eval_files, tf_transform_output.transformed_feature_spec(), settings)
+    # Data: the Transform output, parsed in global batches that each worker shards.
+    replicas = strategy.num_replicas_in_sync
+    global_settings = dataclasses.replace(
+        settings, train=dataclasses.replace(train_config, batch_size=train_config.batch_size * replicas))
+    train_ds, eval_ds = (distribution.shard_by_data(ds) for ds in data.train_and_eval_datasets(
+        train_files, eval_files, tf_transform_output.transformed_feature_spec(), global_settings))
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(
         tf_transform_output, settings.transform.num_oov_buckets)
-    with model_lib.precision_policy(train_config.precision):
+    with model_lib.precision_policy(train_config.precision), strategy.scope():
         ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
         model_class = diagnostics.DiagnosedTrainingModel if train_config.gradient_diagnostics else TrainingModel
         training_model = model_class(ctr_model, loss.INPUT)
@@ -56,11 +62,14 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     logging.info("[trainer] DCN V2 (%s): %d trainable parameters; vocabulary sizes %s", settings.model.structure,
                  model_lib.count_parameters(ctr_model), json.dumps(vocabulary_sizes))
     logging.info("[trainer] loss %s", json.dumps(loss.get_config()))
+    if replicas > 1:
+        logging.info("[trainer] %d replicas (%s): global batch %d", replicas, type(strategy).__name__,
+                     train_config.batch_size * replicas)
 
     # Fit: the validation schedule keeps the best weights; a backup lets an interrupted run resume.
     if tf.io.gfile.exists(backup_dir):
         logging.info("[trainer] resuming an interrupted run from %s", backup_dir)
-    callbacks = schedule.callbacks(train_config, model_run_dir, backup_dir)
+    callbacks = schedule.callbacks(train_config, model_run_dir, backup_dir, write_state=distribution.is_chief())
     history = training_model.fit(
         train_ds, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch, validation_data=eval_ds,
         validation_steps=train_config.eval_steps, callbacks=callbacks, verbose=2)
@@ -68,7 +77,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     training_model.load_weights(os.path.join(model_run_dir, schedule.BEST_CHECKPOINT))
     logging.info("[trainer] best epoch %d of %d: val_auc %.5f", validation.best_epoch, len(validation.history),
                  validation.best)
-    if tf.io.gfile.exists(backup_dir):  # finished: nothing to resume
+    if distribution.is_chief() and tf.io.gfile.exists(backup_dir):  # finished: nothing to resume
         tf.io.gfile.rmtree(backup_dir)
     if settings.loss.negative_sampling_rate < 1.0:  # §4.5.2: map the sampled-data scores back to CTRs
         calibration.fit_calibration(ctr_model, eval_ds)
@@ -78,9 +87,15 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains DCN V2 with the configured loss and exports the serving SavedModel."""
+    """Trains DCN V2 with the configured loss and exports the serving SavedModel; with a cluster in
+    `TF_CONFIG`, on every worker, and only the chief's export lands (`trainer.distribution`)."""
+    strategy = distribution.make_strategy()
     settings = TrainerSettings.from_custom_config(fn_args.custom_config or {})
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    trained = train(settings, fn_args.train_files, fn_args.eval_files, tf_transform_output,
-                    fn_args.model_run_dir, schedule.resume_dir(fn_args))
-    signatures.export(trained.ctr_model, tf_transform_output, fn_args.serving_model_dir)
+    with distribution.writable_dir(fn_args.model_run_dir) as model_run_dir:
+        trained = train(settings, fn_args.train_files, fn_args.eval_files, tf_transform_output,
+                        model_run_dir, schedule.resume_dir(fn_args), strategy)
+    with distribution.writable_dir(fn_args.serving_model_dir) as serving_model_dir:
+        signatures.export(trained.ctr_model, tf_transform_output, serving_model_dir)
+    if not distribution.is_chief():
+        distribution.wait_for_export(fn_args.serving_model_dir)

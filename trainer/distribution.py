@@ -1,0 +1,92 @@
+"""Multi-worker training from `TF_CONFIG`: the strategy, who exports, where the other workers write.
+
+A `TF_CONFIG` that names a cluster of more than one task (Vertex AI sets it for a multi-pool custom
+job and names the first pool `chief`; Kubeflow's TFJob does the same) trains under
+`tf.distribute.MultiWorkerMirroredStrategy`: synchronous data parallelism, one replica per worker,
+gradients all-reduced every step. Otherwise the default strategy (one process) applies.
+
+- Batch: `batch_size` is per replica; the global batch is `batch_size × replicas`.
+- Data: each worker reads every file and keeps its share of each global batch (`AutoShardPolicy.DATA`).
+  Sharding by file would need at least as many files as workers, and Transform writes as many as
+  Beam decides (one per split at the demo's size), so a worker could get nothing.
+- In-batch ranking terms (RankNet pairs, ListNet lists, contrastive pairs) are computed within each
+  replica's batch of `batch_size` examples, never across replicas: the pairs are those of a
+  single-process run with batch `batch_size`, the reported loss is the mean of the replicas' losses,
+  and the gradient is the mean of their gradients (`trainer.losses` scales the loss for it).
+- Decisions: the validation metrics are aggregated across replicas before a callback reads them, so
+  the learning-rate decay and early stopping decide the same on every worker.
+- Files: only the chief writes the run's files and exports; another worker writes its copies into a
+  temporary folder of its own (removed at the end), then waits for the chief's export, so TFX's
+  check that `run_fn` produced a model holds on every worker.
+"""
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Iterator, Optional
+
+import tensorflow as tf
+
+EXPORT_WAIT_SECONDS = 1800
+
+
+def _tf_config() -> dict:
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
+def is_multi_worker() -> bool:
+    """True when `TF_CONFIG` names a cluster of more than one task."""
+    cluster = _tf_config().get("cluster", {})
+    return sum(len(tasks) for name, tasks in cluster.items() if name != "evaluator") > 1
+
+
+def is_chief() -> bool:
+    """The task that writes: `chief` (or `master`), else worker 0 of a cluster without one; a lone process."""
+    config = _tf_config()
+    task = config.get("task", {})
+    if not is_multi_worker():
+        return True
+    if task.get("type") in ("chief", "master"):
+        return True
+    has_chief = any(name in config["cluster"] for name in ("chief", "master"))
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief
+
+
+def make_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy for a cluster in `TF_CONFIG`, else the default strategy.
+    Call it before TensorFlow runs anything else: collective ops are configured once per process."""
+    if is_multi_worker():
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The dataset with `AutoShardPolicy.DATA` (see the module docstring)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+@contextlib.contextmanager
+def writable_dir(path: str) -> Iterator[str]:
+    """`path` on the chief; elsewhere a temporary folder of this worker's own, removed afterwards."""
+    if is_chief():
+        yield path
+        return
+    own = tempfile.mkdtemp(prefix="rankloss_worker_")
+    try:
+        yield own
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def wait_for_export(serving_model_dir: str, timeout: Optional[float] = None) -> None:
+    """Blocks until the chief's SavedModel is in `serving_model_dir` (a folder all workers share)."""
+    deadline = time.time() + (EXPORT_WAIT_SECONDS if timeout is None else timeout)
+    marker = os.path.join(serving_model_dir, "saved_model.pb")
+    while not tf.io.gfile.exists(marker):
+        if time.time() > deadline:
+            raise TimeoutError(f"the chief exported nothing to {serving_model_dir} within the wait; see its log")
+        time.sleep(2)
