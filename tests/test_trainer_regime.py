@@ -38,14 +38,14 @@ def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(pipeline_root
 def test_an_interrupted_trainer_resumes_from_its_last_epoch(pipeline_root, tmp_path, monkeypatch):
     settings, work = _settings(epochs=3), str(tmp_path / "trainer")
     original = schedule.callbacks
-    monkeypatch.setattr(schedule, "callbacks", lambda *a: original(*a) + [_Interrupt(after_epoch=1)])
+    monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [_Interrupt(after_epoch=1)])
     with pytest.raises(KeyboardInterrupt):
         outside_pipeline.train_and_export(pipeline_root, settings, work)
     resume_root = os.path.join(work, "resume")
     assert len(os.listdir(resume_root)) == 1          # the backup of the interrupted run
 
     recorder = _EpochRecorder()
-    monkeypatch.setattr(schedule, "callbacks", lambda *a: original(*a) + [recorder])
+    monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [recorder])
     export = outside_pipeline.train_and_export(pipeline_root, settings, work)
     assert recorder.epochs == [1, 2]                   # epoch 1 was not trained again
     assert os.listdir(resume_root) == []               # a finished run leaves nothing to resume
