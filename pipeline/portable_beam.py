@@ -39,9 +39,9 @@ def _wait_for_port(port: int, process: subprocess.Popen, log_path: str, timeout:
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s; see {log_path}")
 
 
-def worker_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The SDK workers' environment: the project importable, Keras 2 selected."""
-    env = dict(os.environ if base is None else base)
+def worker_env() -> Dict[str, str]:
+    """The SDK workers' environment: this process's, with the project importable and Keras 2 selected."""
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
     env["TF_USE_LEGACY_KERAS"] = "1"
     return env
