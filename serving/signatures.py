@@ -50,14 +50,16 @@ def make_signatures(model: tf.keras.Model,
     raw_spec = tf_transform_output.raw_feature_spec()
     raw_spec.pop(features.LABEL_KEY)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    # autograph=False: nothing branches on tensor values, and AutoGraph's rewrite of the model and the
+    # Transform layer costs seconds per export.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)], autograph=False)
     def serve_tf_examples(examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         return {PROBABILITY_KEY: _click_probability(model, tf.io.parse_example(examples, raw_spec))}
 
     raw_signature = [tf.TensorSpec([None], tf.float64, name=k) for k in features.NUMERIC_FEATURES] + \
                     [tf.TensorSpec([None], tf.string, name=k) for k in features.CATEGORICAL_FEATURES]
 
-    @tf.function(input_signature=raw_signature)
+    @tf.function(input_signature=raw_signature, autograph=False)
     def serve_raw_columns(*columns: tf.Tensor) -> Dict[str, tf.Tensor]:
         named = dict(zip(features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES, columns))
         return {PROBABILITY_KEY: _click_probability(model, raw_columns_to_features(named))}

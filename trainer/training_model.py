@@ -54,6 +54,13 @@ class TrainingModel(tf.keras.Model):
             return y_pred[:, 1:2] - y_pred[:, 0:1]
         return y_pred[:, :1]
 
+    # Keras traces these steps with AutoGraph, which rewrites every Python function they reach (layers,
+    # loss, metrics, optimizer): ~20 s per run. Nothing here branches on tensor values, so they are traced
+    # as plain Python; a tensor-dependent `if` would raise at trace time instead of being converted.
+    train_step = tf.autograph.experimental.do_not_convert(tf.keras.Model.train_step)
+    test_step = tf.autograph.experimental.do_not_convert(tf.keras.Model.test_step)
+    predict_step = tf.autograph.experimental.do_not_convert(tf.keras.Model.predict_step)
+
     def compute_metrics(self, x, y, y_pred, sample_weight):
         return super().compute_metrics(x, y, self.click_logit(y_pred), sample_weight)
 
