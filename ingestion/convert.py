@@ -4,7 +4,8 @@ Reads the Kaggle `train.txt` layout (tab-separated, plain or gzip) or the comma-
 variant (transforms/rows.py; a header row and a byte-order mark are skipped, and counted).
 Each data row becomes a `tf.Example` (`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes,
 each absent when missing) in `<out>/Split-{train,eval,test}/`. A malformed row goes to
-`<out>/dead_letters/` as a JSON line with its file, line number, reason and text; no row
+`<out>/dead_letters/` as a JSON line with its file, line number, reason and text (no file when
+none is rejected); no row
 aborts the job. `<out>/counts.json` holds, per split, the rows read (counted at the reader),
 written and rejected; the job fails, naming the split, unless read = written + rejected.
 
@@ -23,7 +24,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from settings import flags
+from settings import flags, object_storage
 from transforms import rows, splits
 
 COUNTS_FILE = "counts.json"
@@ -104,7 +105,8 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
     (parsed[_DEAD]
      | "DeadValues" >> beam.Values()
      | "WriteDead" >> beam.io.WriteToText(
-         os.path.join(output_dir, DEAD_LETTER_DIR, "dead_letters"), file_name_suffix=".jsonl"))
+         os.path.join(output_dir, DEAD_LETTER_DIR, "dead_letters"), file_name_suffix=".jsonl",
+         skip_if_empty=True))  # no file when no row is rejected: S3 refuses an empty multipart upload
     read = lines.data | "KeyRead" >> beam.Map(lambda item: ((splits.split_of(item[1]), "read"), 1))
     headers = lines[_HEADER] | "KeyHeaders" >> beam.Map(lambda _: ((None, _HEADER), 1))
     written = parsed.good | "KeyWritten" >> beam.Map(lambda kv: ((kv[0], "written"), 1))
@@ -131,6 +133,7 @@ def expand_inputs(patterns: Sequence[str]) -> List[str]:
 def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
         beam_args: Optional[Sequence[str]] = None) -> Dict:
     """Runs the ingestion job and returns counts.json's content, checked to reconcile."""
+    object_storage.configure_beam_file_systems(beam_args or [])
     paths = expand_inputs(inputs)
     options = PipelineOptions(list(beam_args or []))
     with beam.Pipeline(options=options) as root:

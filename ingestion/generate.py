@@ -20,15 +20,15 @@ rare to learn at any size this machine trains, as in the real logs.
 
     python -m ingestion.generate --rows 60000 --out work/data/criteo_generated.tsv
 """
-import gzip
 import json
 import os
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from sklearn import metrics
 
-from settings import flags
+from settings import flags, object_storage
 from settings.configs import DataConfig
 from transforms import features, rows, splits
 
@@ -202,19 +202,20 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
     if not 0.0 < ctr < 1.0:
         raise ValueError(f"ctr must be in (0, 1), got {ctr}")
     truth = GroundTruth(seed, ctr, max_cardinality)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    opener = gzip.open if out_path.endswith(".gz") else open
+    if not object_storage.is_object_store(out_path):
+        out_path = os.path.abspath(out_path)
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
     all_labels, all_p, missing_counts = [], [], np.zeros(features.NUM_COLUMNS - 1)
-    with opener(out_path, "wt") as f:
+    with FileSystems.create(out_path) as f:  # a local, gs:// or s3:// path; .gz compresses
         for labels, ranks, numeric, p in _chunks(truth, num_rows, seed):
-            f.write(_format_rows(truth, labels, ranks, numeric))
+            f.write(_format_rows(truth, labels, ranks, numeric).encode("utf-8"))
             all_labels.append(labels)
             all_p.append(p)
             missing_counts += np.concatenate([(numeric < 0).sum(0), (ranks == 0).sum(0)])
     labels, p = np.concatenate(all_labels), np.concatenate(all_p)
     split_ids = splits.split_index(np.arange(1, num_rows + 1))
     report = {
-        "path": os.path.abspath(out_path),
+        "path": out_path,
         "rows": num_rows, "seed": seed, "target_ctr": ctr, "max_cardinality": max_cardinality,
         "ctr": float(labels.mean()),
         "missing_rate": dict(zip(features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES,
@@ -227,8 +228,8 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
             "rows": int(mask.sum()), "ctr": float(labels[mask].mean()) if mask.any() else float("nan"),
             **bayes_metrics(labels[mask], p[mask]),
         }
-    with open(out_path + ".meta.json", "w") as f:
-        json.dump(report, f, indent=2)
+    with FileSystems.create(out_path + ".meta.json") as f:
+        f.write(json.dumps(report, indent=2).encode("utf-8"))
     return report
 
 
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output path (.gz for gzip)")
     flags.add_flags(parser, sections=("data",))
     config, args = flags.parse(parser)
+    object_storage.configure_beam_file_systems()
     report = generate(args.out, config.data.num_rows, config.data.ctr, config.data.seed, config.data.max_cardinality)
     print(json.dumps(report["splits"], indent=2))
     print(f"[generate] wrote {report['rows']} rows (CTR {report['ctr']:.4f}) to {report['path']}")

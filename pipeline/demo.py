@@ -6,8 +6,6 @@ Each stage is skipped when its output is already there for the same inputs, and 
 TFX components reuse their cached results, so a re-run only does what changed.
 """
 import logging as std_logging
-import os
-import sys
 import time
 from typing import Dict
 
@@ -15,7 +13,7 @@ from absl import logging
 
 from ingestion import convert
 from pipeline import inputs, local_runner, results
-from settings import configs, flags
+from settings import configs, flags, object_storage
 
 
 class _StageEcho(std_logging.Handler):
@@ -95,8 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: TF 2.16's AtomicFunction.__del__ raises TypeErrors at shutdown.
-    os._exit(0)
+    object_storage.run_main(main)

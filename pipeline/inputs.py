@@ -7,19 +7,21 @@ import json
 import os
 from typing import Dict, Optional
 
+from apache_beam.io.filesystems import FileSystems
+
 from ingestion import convert, generate
-from settings import configs
+from settings import configs, object_storage
 
 
 def prepare_data(config: configs.PipelineConfig) -> Dict:
     """Generates (when absent or different) and returns the generator's report."""
+    object_storage.configure_beam_file_systems(config.beam_pipeline_args)
     meta_path = config.raw_data_path + ".meta.json"
     wanted = {"rows": config.data.num_rows, "seed": config.data.seed, "target_ctr": config.data.ctr,
               "max_cardinality": config.data.max_cardinality}
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            report = json.load(f)
-        if {k: report.get(k) for k in wanted} == wanted and os.path.exists(config.raw_data_path):
+    if FileSystems.exists(meta_path):
+        report = _read_json(meta_path)
+        if {k: report.get(k) for k in wanted} == wanted and FileSystems.exists(config.raw_data_path):
             print(f"  reusing {config.raw_data_path} ({report['rows']} rows)")
             return report
     data = config.data
@@ -32,15 +34,22 @@ def ingest(config: configs.PipelineConfig, source: Optional[str] = None, file_fo
     """Runs the Beam ingestion of `source` (default: the embedded data) unless the TFRecords are already
     there for this exact input; returns the per-split row counts."""
     source_path = source or config.raw_data_path
+    object_storage.configure_beam_file_systems(config.beam_pipeline_args)
     stamp_path = os.path.join(config.tfrecord_root, "source.json")
-    stat = os.stat(source_path)
-    stamp = {"path": source_path, "bytes": stat.st_size, "mtime": stat.st_mtime}
-    if os.path.exists(stamp_path):
-        with open(stamp_path) as f:
-            if json.load(f) == stamp:
-                print(f"  reusing TFRecords under {config.tfrecord_root}")
-                return convert.read_counts(config.tfrecord_root)
+    matched = FileSystems.match([source_path])[0].metadata_list
+    if not matched:
+        raise FileNotFoundError(f"no click logs at {source_path}")
+    source = matched[0]
+    stamp = {"path": source_path, "bytes": source.size_in_bytes, "mtime": source.last_updated_in_seconds}
+    if FileSystems.exists(stamp_path) and _read_json(stamp_path) == stamp:
+        print(f"  reusing TFRecords under {config.tfrecord_root}")
+        return convert.read_counts(config.tfrecord_root)
     counts = convert.run([source_path], config.tfrecord_root, file_format, config.beam_pipeline_args)
-    with open(stamp_path, "w") as f:
-        json.dump(stamp, f)
+    with FileSystems.create(stamp_path) as f:
+        f.write(json.dumps(stamp).encode("utf-8"))
     return counts
+
+
+def _read_json(path: str) -> Dict:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import from the project root
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from settings import configs, flags  # pylint: disable=g-import-not-at-top
+from settings import configs, flags, object_storage  # pylint: disable=g-import-not-at-top
 from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
 
@@ -35,7 +35,8 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = __doc_
 def run(config: configs.PipelineConfig,
         create: Callable[..., tfx.dsl.Pipeline] = pipeline_lib.create_pipeline) -> None:
     """Runs `create(config)` (the whole pipeline, or `create_data_pipeline` for the part up to Transform)."""
-    if not os.path.isdir(config.tfrecord_root):
+    object_storage.enable_tensorflow_s3([config.output_root])
+    if not tfx.dsl.io.fileio.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
@@ -43,4 +44,7 @@ def run(config: configs.PipelineConfig,
 
 
 if __name__ == "__main__":
-    run(parse_config())
+    if __package__:  # `python -m pipeline.local_runner`
+        object_storage.run_main(lambda: run(parse_config()))
+    else:  # the tfx CLI runs this file inside its own process, which must go on
+        run(parse_config())

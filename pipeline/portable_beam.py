@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, log_path: str, timeout: float) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, log_path: str, timeout: float) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
@@ -62,8 +62,8 @@ def local_services(log_dir: Optional[str] = None, timeout: float = 60) -> Iterat
             with open(log_path, "w") as log:
                 processes[name] = subprocess.Popen([sys.executable, "-m"] + command, env=worker_env(),
                                                    stdout=log, stderr=subprocess.STDOUT)
-        _wait_for_port(job_port, processes["job"], os.path.join(log_dir, "job.log"), timeout)
-        _wait_for_port(pool_port, processes["pool"], os.path.join(log_dir, "pool.log"), timeout)
+        wait_for_port(job_port, processes["job"], os.path.join(log_dir, "job.log"), timeout)
+        wait_for_port(pool_port, processes["pool"], os.path.join(log_dir, "pool.log"), timeout)
         yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
                "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}"]
     finally:

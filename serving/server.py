@@ -33,7 +33,7 @@ import uvicorn  # pylint: disable=g-import-not-at-top
 
 from serving import contract, rest_codec  # pylint: disable=g-import-not-at-top
 from serving.model_store import ModelStore  # pylint: disable=g-import-not-at-top
-from settings import flags  # pylint: disable=g-import-not-at-top
+from settings import flags, object_storage  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 10_000
@@ -161,15 +161,19 @@ def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_B
     return app
 
 
+def _absolute(path: str) -> str:
+    return path if object_storage.is_object_store(path) else os.path.abspath(path)
+
+
 def parse_models(args: argparse.Namespace) -> Dict[str, str]:
     models = {}
     for spec in args.model or []:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"--model must be NAME=BASE_PATH, got {spec!r}")
-        models[name] = os.path.abspath(path)
+        models[name] = _absolute(path)
     if args.model_base_path:
-        models[args.model_name] = os.path.abspath(args.model_base_path)
+        models[args.model_name] = _absolute(args.model_base_path)
     if not models:
         raise SystemExit("nothing to serve: give --model_base_path DIR or --model NAME=DIR")
     return models
@@ -189,7 +193,9 @@ def main() -> None:
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=2.0,
                         help="how often to look for new versions; 0 disables")
     args = parser.parse_args()
-    store = ModelStore(parse_models(args), args.num_versions)
+    models = parse_models(args)
+    object_storage.enable_tensorflow_s3(models.values())
+    store = ModelStore(models, args.num_versions)
     store.refresh()
     for name, base_path in store.base_paths.items():
         if not store.loaded_versions(name):
@@ -202,4 +208,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    object_storage.run_main(main)

@@ -8,3 +8,7 @@ the one place where a Python process selects Keras 2 (tf-keras, which TensorFlow
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from settings import object_storage  # noqa: E402  pylint: disable=wrong-import-position
+
+object_storage.align_s3_environment()  # one endpoint/region for boto3 (Beam) and tensorflow-io (TensorFlow)

@@ -7,7 +7,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import settings  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TensorFlow loads)
+import contextlib  # pylint: disable=g-import-not-at-top
+import socket  # pylint: disable=g-import-not-at-top
 import subprocess  # pylint: disable=g-import-not-at-top
+import time  # pylint: disable=g-import-not-at-top
 
 import pytest  # pylint: disable=g-import-not-at-top
 
@@ -33,6 +36,38 @@ def project_env(**extra):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(models, log_path, *flags, env=None):
+    """The server CLI on loopback over `models` ({name: base path}), its output in `log_path`; yields its URL."""
+    from serving.client import ServingClient  # pylint: disable=import-outside-toplevel
+
+    port = free_port()
+    command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port), *flags]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command + [f"--model={k}={v}" for k, v in models.items()], cwd=ROOT,
+                                env=env or project_env(), stdout=log, stderr=subprocess.STDOUT)
+        url, deadline = f"http://127.0.0.1:{port}", time.time() + 120
+        try:
+            while True:
+                try:
+                    ServingClient(url, next(iter(models))).status()
+                    break
+                except (ConnectionError, OSError):
+                    if proc.poll() is not None or time.time() > deadline:
+                        pytest.fail("server did not start:\n" + open(log_path).read()[-3000:])
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

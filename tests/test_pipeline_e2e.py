@@ -80,18 +80,3 @@ def test_main_command_refuses_bad_trainer_settings_before_any_work(tmp_path):
                     "valid choices: adam, lazy_adam", "valid choices: float32, mixed_bfloat16"):
         assert message in proc.stderr, proc.stderr[-2000:]
     assert not output_root.exists()
-
-
-def test_local_runner_trains_with_the_loss_chosen_by_flags(demo_run):
-    output_root, _ = demo_run
-    before = len(_trainer_executions(output_root))
-    proc = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--output-root", output_root,
-                           "--loss", "combined_pair", "--alpha", "0.7", "--beta-pos", "0.1", "--epochs", "1",
-                           "--dnn-units", "32,32", "--embedding-dim", "4", "--batch-size", "256",
-                           "--min-eval-auc", "0"], cwd=ROOT, env=project_env(), capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    executions = _trainer_executions(output_root)
-    assert len(executions) == before + 1
-    custom_config = executions[-1].custom_properties["custom_config"].string_value
-    assert '"name": "combined_pair"' in custom_config and '"beta_pos": 0.1' in custom_config

@@ -1,9 +1,7 @@
 """The REST server over real HTTP on loopback: TF Serving's API, both signatures, errors, the client."""
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from settings import configs
 from transforms import rows
 from serving import contract
 from serving.client import ServingClient
-from tests.conftest import ROOT, project_env
+from tests.conftest import ROOT, free_port, project_env, running_server
 from transforms import features
 
 ROWS = [  # raw rows with missing features, one unseen category and one row with nothing at all
@@ -26,12 +24,6 @@ ROWS = [  # raw rows with missing features, one unseen category and one row with
     {"I3": 0, "C1": "never-seen-token", "C26": "e8b83407"},
     {},
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _versioned(base, export_dir, version=1):
@@ -46,30 +38,6 @@ def _copy_in_atomically(base, source_version, version):
     os.rename(staging, os.path.join(base, str(version)))
 
 
-@contextlib.contextmanager
-def _running_server(models, log_path, *flags):
-    """The server CLI on loopback over `models` ({name: base path}), its output in `log_path`; yields its URL."""
-    port = _free_port()
-    command = [sys.executable, "-m", "serving.server", "--rest_api_port", str(port), *flags]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command + [f"--model={k}={v}" for k, v in models.items()], cwd=ROOT,
-                                env=project_env(), stdout=log, stderr=subprocess.STDOUT)
-        url, deadline = f"http://127.0.0.1:{port}", time.time() + 120
-        try:
-            while True:
-                try:
-                    ServingClient(url, next(iter(models))).status()
-                    break
-                except (ConnectionError, OSError):
-                    if proc.poll() is not None or time.time() > deadline:
-                        pytest.fail("server did not start:\n" + open(log_path).read()[-3000:])
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def server(demo_run, exported_by_loss, tmp_path_factory):
     """The server CLI on loopback serving the demo's pushed model plus a BCE and a Combined-Pair model."""
@@ -78,7 +46,7 @@ def server(demo_run, exported_by_loss, tmp_path_factory):
     models = {"rankloss": configs.PipelineConfig(output_root=output_root).serving_root,
               "bce": _versioned(work / "bce", exported_by_loss["bce"]),
               "pair": _versioned(work / "pair", exported_by_loss["combined_pair"])}
-    with _running_server(models, work / "server.log", "--max_request_bytes", "200000",
+    with running_server(models, work / "server.log", "--max_request_bytes", "200000",
                          "--file_system_poll_wait_seconds", "0.5") as url:
         yield url, models
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from serving.client import ServingClient, ServingError
-from tests.test_serving import ROWS, _copy_in_atomically, _examples, _http, _running_server, _versioned
+from tests.conftest import running_server
+from tests.test_serving import ROWS, _copy_in_atomically, _examples, _http, _versioned
 
 
 @pytest.fixture()
@@ -14,7 +15,7 @@ def versioned_server(exported_by_loss, tmp_path):
     """A server polling every 0.3 s over a base path holding one good version (1); its log in a file."""
     base = tmp_path / "models"
     _versioned(base, exported_by_loss["bce"], version=1)
-    with _running_server({"m": base}, tmp_path / "server.log", "--file_system_poll_wait_seconds", "0.3") as url:
+    with running_server({"m": base}, tmp_path / "server.log", "--file_system_poll_wait_seconds", "0.3") as url:
         yield url, base, tmp_path / "server.log"
 
 

@@ -66,10 +66,10 @@ class GradientDiagnosticsLogger(tf.keras.callbacks.Callback):
         self._pending: List[Dict[str, float]] = []
 
     def on_train_begin(self, logs=None):
-        os.makedirs(self.log_dir, exist_ok=True)
+        tf.io.gfile.makedirs(self.log_dir)  # local, gs:// or s3:// (the Trainer's model_run folder)
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "gradient_diagnostics"))
-        self._batch_file = open(os.path.join(self.log_dir, BATCH_CSV), "w", newline="")
-        self._window_file = open(os.path.join(self.log_dir, WINDOW_CSV), "w", newline="")
+        self._batch_file = tf.io.gfile.GFile(os.path.join(self.log_dir, BATCH_CSV), "w")
+        self._window_file = tf.io.gfile.GFile(os.path.join(self.log_dir, WINDOW_CSV), "w")
         self._batch_csv = csv.writer(self._batch_file)
         self._window_csv = csv.writer(self._window_file)
         self._batch_csv.writerow(("step",) + GRADIENT_NORMS)

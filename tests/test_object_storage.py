@@ -1,0 +1,117 @@
+"""The pipeline's flow on object storage: an S3-compatible server (moto) on loopback holds the raw logs,
+the TFRecords, the pipeline root and the pushed models; the model server polls its versions there."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import boto3
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store as mlmd
+from tfx import v1 as tfx
+
+from pipeline import portable_beam
+from serving.client import ServingClient
+from tests.conftest import ROOT, SMALL_MODEL, free_port, project_env, running_server
+from tests.test_serving import ROWS, _examples
+
+BUCKET = "rankloss-test"
+SECRET = "s3-secret-that-must-not-be-logged"
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory):
+    """A moto S3 server on loopback with one bucket; the environment that points boto3 and TensorFlow at it."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        portable_beam.wait_for_port(port, server, str(log_path), timeout=60)
+        env = project_env(AWS_ACCESS_KEY_ID="test-key", AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1",
+                          AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id="test-key", aws_secret_access_key=SECRET)
+        client.create_bucket(Bucket=BUCKET)
+        yield env, client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _keys(client, prefix):
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _download(client, prefix, local_dir):
+    for key in _keys(client, prefix):
+        path = os.path.join(local_dir, os.path.relpath(key, prefix))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        client.download_file(BUCKET, key, path)
+
+
+def _run(command, env, timeout=900):
+    proc = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert SECRET not in proc.stdout + proc.stderr
+    return proc
+
+
+def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions(s3_env, generated_tsv, tmp_path):
+    env, client = s3_env
+    env = dict(env, HOME=str(tmp_path))  # the local runner's ML Metadata goes under ~/.rankloss-tfx/metadata
+    root = f"s3://{BUCKET}/run"
+    raw_path, report = generated_tsv
+    client.upload_file(raw_path, BUCKET, "raw/criteo.tsv")
+
+    # Raw logs on S3 -> Beam ingestion -> TFRecords on S3 -> the whole DAG with its root on S3, with the
+    # loss chosen by flags.
+    _run(["ingestion.convert", "--input", f"s3://{BUCKET}/raw/*.tsv", "--output", f"{root}/tfrecords"], env)
+    _run(["pipeline.local_runner", "--output-root", root, "--loss", "combined_pair", "--alpha", "0.7",
+          "--beta-pos", "0.1", "--min-eval-auc", "0", *SMALL_MODEL, "--epochs", "1"], env)
+    keys = _keys(client, "run/")
+    for pattern in (r"run/tfrecords/Split-train/data-.*\.tfrecord\.gz$", r"run/tfrecords/counts\.json$",
+                    r"run/tfx/rankloss-tfx/Transform/transform_graph/.*/transform_fn/",
+                    r"run/tfx/rankloss-tfx/Evaluator/evaluation/", r"run/serving/rankloss-tfx/\d+/saved_model\.pb$"):
+        assert any(re.search(pattern, key) for key in keys), pattern
+    assert not any(".staging-" in key for key in keys)
+    counts = json.loads(client.get_object(Bucket=BUCKET, Key="run/tfrecords/counts.json")["Body"].read())
+    assert sum(split["written"] for split in counts["splits"].values()) == report["rows"]
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        os.path.join(str(tmp_path), ".rankloss-tfx", "metadata", "s3_rankloss_test_run", "metadata.sqlite")))
+    trainer = store.get_executions_by_type("tfx.components.trainer.component.Trainer")[-1]
+    custom_config = trainer.custom_properties["custom_config"].string_value
+    assert '"name": "combined_pair"' in custom_config and '"beta_pos": 0.1' in custom_config
+
+    # The server loads the pushed version from S3, answers as the same SavedModel does locally, and
+    # picks up a version copied into the bucket later by polling it.
+    base_key = "run/serving/rankloss-tfx"
+    version = max(int(key.split("/")[3]) for key in keys if key.startswith(base_key + "/"))
+    version_prefix = f"{base_key}/{version}/"
+    local = tmp_path / "pushed"
+    _download(client, version_prefix, str(local))
+    expected = tf.saved_model.load(str(local)).signatures["serving_default"](
+        examples=tf.constant(_examples(ROWS)))["probabilities"].numpy()
+    with running_server({"rankloss": f"s3://{BUCKET}/{base_key}"}, tmp_path / "server.log",
+                        "--file_system_poll_wait_seconds", "0.5", env=env) as url:
+        served = ServingClient(url, "rankloss").predict_examples(_examples(ROWS))
+        np.testing.assert_allclose(served, expected, rtol=1e-5)
+        newer = str(version + 1)
+        for key in sorted(_keys(client, version_prefix), key=lambda k: k.endswith("saved_model.pb")):  # .pb last
+            client.copy_object(Bucket=BUCKET, CopySource={"Bucket": BUCKET, "Key": key},
+                               Key=key.replace(f"/{version}/", f"/{newer}/", 1))
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            states = {v["version"]: v["state"] for v in ServingClient(url, "rankloss").status()["model_version_status"]}
+            if states.get(newer) == "AVAILABLE":
+                break
+            time.sleep(0.5)
+        assert states.get(newer) == "AVAILABLE", states
+    assert SECRET not in open(tmp_path / "server.log").read()
