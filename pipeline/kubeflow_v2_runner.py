@@ -2,9 +2,11 @@
 
     python -m pipeline.kubeflow_v2_runner --image gcr.io/P/rankloss-tfx:TAG \\
         --output-root gs://BUCKET/rankloss --output rankloss-tfx.json \\
-        [pipeline flags] [-- --runner=DataflowRunner --project=P ...]
+        [pipeline flags] [--training-replicas 4 --vertex-project P] [-- --runner=DataflowRunner --project=P ...]
 
 Arguments after `--` (or in `--beam-arg=...`) are the Beam components' Beam arguments.
+`--training-replicas N` trains in a Vertex AI custom job of N replicas on the same image (a chief and
+N-1 workers, MultiWorkerMirroredStrategy) instead of inside the Trainer's pipeline step.
 The TFRecords must already be under `<output-root>/tfrecords` (run `ingestion.convert` with
 DataflowRunner, Flink or Spark for full Criteo). The compiled JSON is checked offline (pipeline/vertex.py);
 submit it with `python -m pipeline.vertex submit` (Vertex AI) or `kfp.Client().create_run_from_pipeline_package`.
@@ -57,7 +59,7 @@ def main() -> None:
     parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True, help="pipeline container image (see BUILD.md)")
     parser.add_argument("--output", default="rankloss-tfx.json", help="compiled pipeline spec path")
-    flags.add_flags(parser, sections=(flags.PIPELINE,) + configs.TRAINING_SECTIONS)
+    flags.add_flags(parser, sections=(flags.PIPELINE,) + configs.TRAINING_SECTIONS + (configs.VERTEX_SECTION,))
     config, args = flags.parse(parser)
     try:
         config.beam_pipeline_args = container_beam_args(config.beam_pipeline_args, args.image)
@@ -66,7 +68,10 @@ def main() -> None:
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
         output_filename=args.output)
-    runner.run(pipeline_lib.create_pipeline(config, schema_path=IMAGE_SCHEMA_PATH))
+    try:
+        runner.run(pipeline_lib.create_pipeline(config, schema_path=IMAGE_SCHEMA_PATH, image=args.image))
+    except configs.SettingsError as error:
+        parser.error(str(error))
     print(f"[kubeflow] compiled {config.pipeline_name} for image {args.image} -> {args.output}")
     try:
         if config.output_root.startswith("gs://"):

@@ -7,14 +7,14 @@ best checkpoint), `test` is held out for the Evaluator, as the paper's 7:2:1 Cri
 """
 import dataclasses
 import json
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from pipeline import atomic_pusher
-from settings.configs import PipelineConfig, TrainerSettings, validate
+from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
 from transforms.splits import SPLITS, split_dir_name
@@ -50,6 +50,36 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
         ])])
 
 
+def vertex_training_job(vertex: VertexConfig, image: str) -> Dict[str, Any]:
+    """The Trainer `custom_config` entries that make TFX's Vertex AI Trainer run a CustomJob.
+
+    Pool 0 is one chief, pool 1 the other `training_replicas - 1` workers, all on `image`; TFX sets each
+    pool's command to the Trainer executor, and Vertex AI gives each replica a `TF_CONFIG` naming pool 0
+    `chief`, from which `run_fn` builds its MultiWorkerMirroredStrategy (trainer/distribution.py).
+    """
+    def pool(replicas: int) -> Dict[str, Any]:
+        return {"machine_spec": {"machine_type": vertex.machine_type}, "replica_count": replicas,
+                "container_spec": {"image_uri": image}}
+
+    pools = [pool(1)] + ([pool(vertex.training_replicas - 1)] if vertex.training_replicas > 1 else [])
+    return {tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
+            tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: vertex.region,
+            tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY: {"project": vertex.project,
+                                                                         "worker_pool_specs": pools}}
+
+
+def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
+    """TFX's Trainer; with `--training-replicas`, TFX's Vertex AI Trainer running the same `run_fn`."""
+    custom_config = TrainerSettings.from_pipeline_config(config).to_custom_config()
+    if not config.vertex.training_replicas:
+        return tfx.components.Trainer(run_fn=RUN_FN, custom_config=custom_config, **channels)
+    if not image:
+        raise SettingsError("--training-replicas: a Vertex AI training job needs the pipeline image "
+                            "(compile with python -m pipeline.kubeflow_v2_runner --image ...)")
+    return tfx.extensions.google_cloud_ai_platform.Trainer(
+        run_fn=RUN_FN, custom_config={**custom_config, **vertex_training_job(config.vertex, image)}, **channels)
+
+
 def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
     """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
     example_gen = tfx.components.ImportExampleGen(
@@ -82,24 +112,24 @@ def create_data_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
 
 
 def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
-                    metadata_connection_config: Optional[Any] = None) -> tfx.dsl.Pipeline:
+                    metadata_connection_config: Optional[Any] = None, image: Optional[str] = None) -> tfx.dsl.Pipeline:
     """The whole DAG for `config`.
 
     `schema_path` is where the curated schema is when the components run (inside the
     image on Kubeflow); `metadata_connection_config` is the local runner's ML Metadata store
-    (SQLite under the output root) and None on Kubeflow, which brings its own. Invalid settings
+    (SQLite under the output root) and None on Kubeflow, which brings its own; `image` is the pipeline
+    image, which a Vertex AI training job (`config.vertex.training_replicas`) runs. Invalid settings
     raise `settings.configs.SettingsError` here, before any component runs, whichever runner compiles it.
     """
     validate(config)
     example_gen, statistics_gen, schema_gen, example_validator, transform = _data_components(config, schema_path)
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
+    trainer = _trainer(
+        config, image,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=TrainerSettings.from_pipeline_config(config).to_custom_config())
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]))
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -7,10 +7,12 @@ The Transform and the Trainer receive their parts through `custom_config` as pla
 """
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
-T = TypeVar("T")
+from settings import object_storage
 
+T = TypeVar("T")
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The parameters each loss takes; trainer/losses.py holds the classes and their defaults.
@@ -39,9 +41,8 @@ OPEN_UNIT_INTERVAL: Check = (lambda v: 0.0 < v < 1.0, "in (0, 1)")
 RATE: Check = (lambda v: 0.0 < v <= 1.0, "in (0, 1]")
 POSITIVE_WIDTHS: Check = (lambda v: len(v) > 0 and all(u > 0 for u in v), "one or more positive widths")
 
-LOSS_PARAMETER_CHECKS: Dict[str, Check] = {
-    "alpha": UNIT_INTERVAL, "beta_pos": POSITIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE, "jrc_weight": UNIT_INTERVAL,
-}
+LOSS_PARAMETER_CHECKS: Dict[str, Check] = {"alpha": UNIT_INTERVAL, "beta_pos": POSITIVE, "gamma": NON_NEGATIVE,
+                                           "tau": POSITIVE, "jrc_weight": UNIT_INTERVAL}
 
 
 def check_loss_parameter(name: str, value: float) -> None:
@@ -145,6 +146,17 @@ class TrainConfig:
     diagnostics_window: int = setting(50, "batches per gradient-norm mean / p90 summary", check=POSITIVE)
 
 
+@dataclasses.dataclass
+class VertexConfig:
+    """Where the Trainer runs when compiled for Vertex AI (pipeline/kubeflow_v2_runner.py)."""
+    training_replicas: int = setting(0, "0: train inside the Trainer's pipeline step; N: a Vertex AI custom job of a "
+                                        "chief and N-1 workers (MultiWorkerMirroredStrategy)", check=NON_NEGATIVE)
+    machine_type: str = setting("n1-standard-8", "machine type of each training replica",
+                                flag="--training-machine-type")
+    project: str = setting("", "Google Cloud project of the training custom job", flag="--vertex-project")
+    region: str = setting("us-central1", "Vertex AI region of the training custom job", flag="--vertex-region")
+
+
 def _default_output_root() -> str:
     # RANKLOSS_OUTPUT_ROOT lets the tfx CLI (which passes no flags) write elsewhere.
     return os.environ.get("RANKLOSS_OUTPUT_ROOT", os.path.join(PROJECT_ROOT, "work"))
@@ -155,7 +167,7 @@ class PipelineConfig:
     """Where the pipeline reads and writes, plus each component's settings."""
 
     pipeline_name: str = setting("rankloss-tfx", "TFX pipeline name")
-    output_root: str = setting(None, "where data, pipeline artifacts and models go", factory=_default_output_root)
+    output_root: str = setting(None, "where data, artifacts and models go: a folder, gs:// or s3://", factory=_default_output_root)
     min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
     beam_pipeline_args: List[str] = setting(
         None, "Beam arguments of the Beam components (after --, or --beam-arg)",
@@ -165,6 +177,7 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    vertex: VertexConfig = dataclasses.field(default_factory=VertexConfig)
 
     # Derived locations, all under output_root.
     @property
@@ -181,6 +194,10 @@ class PipelineConfig:
 
     @property
     def metadata_path(self) -> str:
+        """The local runner's ML Metadata: SQLite, so a local file (~/.rankloss-tfx/metadata/) for an object store root."""
+        if object_storage.is_object_store(self.output_root):
+            return os.path.join(os.path.expanduser("~"), ".rankloss-tfx", "metadata", re.sub(r"\W+", "_", self.output_root),
+                                "metadata.sqlite")
         return os.path.join(self.output_root, "tfx", "metadata.sqlite")
 
     @property
@@ -190,6 +207,7 @@ class PipelineConfig:
 
 SECTIONS = ("data", "transform", "model", "loss", "train")
 TRAINING_SECTIONS = ("transform", "model", "loss", "train")  # what the pipeline runs on ingested data
+VERTEX_SECTION = "vertex"  # only the Kubeflow V2 / Vertex AI compiler takes these flags
 
 
 @dataclasses.dataclass
@@ -269,12 +287,14 @@ def _loss_problems(loss: LossConfig) -> List[str]:
 def validate(config: PipelineConfig) -> None:
     """Raises SettingsError naming every invalid setting of `config`, with its flag and valid values."""
     problems = _field_problems(config)
-    for name in SECTIONS:
+    for name in SECTIONS + (VERTEX_SECTION,):
         problems += _field_problems(getattr(config, name))
     problems += _loss_problems(config.loss)
-    model, train = config.model, config.train
-    if train.optimizer == "lazy_adam" and model.embedding_l2 and model.embedding_regularization == "table":
+    if config.train.optimizer == "lazy_adam" and config.model.embedding_l2 and \
+            config.model.embedding_regularization == "table":
         problems.append("--optimizer lazy_adam needs --embedding-regularization batch: a table-wide L2 makes every "
                         "embedding gradient dense (or set --embedding-l2 0)")
+    if config.vertex.training_replicas and not config.vertex.project:
+        problems.append("--training-replicas: a Vertex AI training job needs --vertex-project")
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))

@@ -1,4 +1,5 @@
 """The DAG's wiring, the Evaluator's blessing rule, the config round trip, the Kubeflow V2 compile."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -81,4 +82,50 @@ def test_any_runner_gets_invalid_trainer_settings_refused_when_the_dag_is_built(
     config = configs.PipelineConfig(output_root="/tmp/unused")
     config.loss.name = "hinge"
     with pytest.raises(ValueError, match="valid choices: bce, combined_pair"):
+        pipeline_lib.create_pipeline(config)
+
+
+def _compile(config, image, out):
+    from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image), output_filename=out)
+    runner.run(pipeline_lib.create_pipeline(config, image=image))
+    with open(out) as f:
+        return json.load(f)["pipelineSpec"]
+
+
+def test_vertex_training_job_runs_a_chief_and_workers_on_the_pipeline_image(tmp_path):
+    config = configs.PipelineConfig(output_root="gs://bucket/rankloss")
+    config.vertex = configs.VertexConfig(training_replicas=3, machine_type="n1-highmem-16", project="my-project",
+                                         region="europe-west4")
+    spec = _compile(config, "gcr.io/p/img:2", str(tmp_path / "spec.json"))
+    trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert trainer["image"] == "gcr.io/p/img:2"
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in json.dumps(trainer)
+    parameters = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    custom_config = json.loads(parameters["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    job = custom_config["ai_platform_training_args"]
+    assert job["project"] == "my-project" and custom_config["ai_platform_vertex_region"] == "europe-west4"
+    assert custom_config["ai_platform_enable_vertex"] is True
+    pools = job["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]  # the chief, then the workers
+    assert all(p["container_spec"]["image_uri"] == "gcr.io/p/img:2" and
+               p["machine_spec"]["machine_type"] == "n1-highmem-16" for p in pools)
+    # The replicas run the same run_fn with the same settings as a single-machine Trainer.
+    assert custom_config["loss"] == dataclasses.asdict(config.loss)
+    assert parameters["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == pipeline_lib.RUN_FN
+
+
+def test_single_replica_vertex_job_has_only_the_chief_pool_and_a_missing_project_is_refused(tmp_path, capsys):
+    job = pipeline_lib.vertex_training_job(configs.VertexConfig(training_replicas=1, project="p"), "img")
+    assert [p["replica_count"] for p in job["ai_platform_training_args"]["worker_pool_specs"]] == [1]
+    parser = flags.StrictParser()
+    flags.add_flags(parser, sections=(flags.PIPELINE, configs.VERTEX_SECTION))
+    with pytest.raises(SystemExit):
+        flags.parse(parser, ["--training-replicas", "2"])
+    assert "a Vertex AI training job needs --vertex-project" in capsys.readouterr().err
+    config = configs.PipelineConfig(output_root="gs://b/r")
+    config.vertex = configs.VertexConfig(training_replicas=2, project="p")
+    with pytest.raises(configs.SettingsError, match="needs the pipeline image"):
         pipeline_lib.create_pipeline(config)
