@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, project_env
 
 
@@ -21,3 +23,36 @@ def test_tensorflow_and_pytorch_get_the_same_thread_count():
     with open(f"{ROOT}/benchmarks/torch_dcnv2.py") as f:
         script = f.read()
     assert "torch.set_num_threads(args.threads)" in script and "torch.set_num_interop_threads(args.threads)" in script
+
+
+def test_pandas_baseline_encodes_with_train_split_vocabularies(generated_tsv, tmp_path):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import pandas as pd  # pylint: disable=import-outside-toplevel
+
+    from benchmarks import data_path  # pylint: disable=import-outside-toplevel
+    from transforms import features, rows, splits  # pylint: disable=import-outside-toplevel
+
+    path, report = generated_tsv
+    assert data_path.pandas_preprocess(path, str(tmp_path), min_count=2) == report["rows"]
+    encoded = {name: pd.read_parquet(tmp_path / f"{name}.parquet") for name in splits.SPLITS}
+    assert {name: len(frame) for name, frame in encoded.items()} == {
+        name: report["splits"][name]["rows"] for name in splits.SPLITS}
+    with open(path) as f:
+        parsed = [rows.parse_row(line.rstrip("\n"), "\t")[1] for line in f]
+    train = [row for i, row in enumerate(parsed, start=1) if splits.SPLITS[splits.split_index(np.array([i]))[0]] == "train"]
+    tokens = [row.get("C3", features.MISSING_CATEGORY) for row in train]
+    kept = {t for t in tokens if tokens.count(t) >= 2}
+    ids = encoded["train"]["C3"].to_numpy()
+    assert all((i > 0) == (t in kept) for i, t in zip(ids, tokens))  # rare tokens -> 0, others to their own id
+    assert len(set(ids[ids > 0])) == len(kept)
+    first = next(row for row in train)
+    assert encoded["train"]["I1"].iloc[0] == pytest.approx(np.log1p(first.get("I1", 0)))
+
+
+def test_data_path_rates_split_fixed_start_up_from_the_per_row_rate():
+    from benchmarks import data_path  # pylint: disable=import-outside-toplevel
+
+    # 10 s fixed + 1,000 rows/s: 20 s at 10,000 rows, 110 s at 100,000.
+    line = data_path._row("stage", (10_000, 100_000), (20.0, 110.0), 1_000_000, pandas_rate=4_000.0)
+    assert line.split()[1:] == ["100,000", "20.0", "110.0", "909", "1,000", "10.0", "0.250", "0.28"]
+    assert "start-up dominates" in data_path._row("stage", (10, 20), (5.0, 4.0), 100, 1.0)
