@@ -115,3 +115,28 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
             time.sleep(0.5)
         assert states.get(newer) == "AVAILABLE", states
     assert SECRET not in open(tmp_path / "server.log").read()
+
+
+def test_one_endpoint_and_region_configure_boto3_and_tensorflow_io():
+    from settings import object_storage  # pylint: disable=import-outside-toplevel
+
+    environ = {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_DEFAULT_REGION": "eu-west-1"}
+    object_storage.align_s3_environment(environ)
+    assert environ["S3_ENDPOINT"] == "http://minio:9000" and environ["S3_USE_HTTPS"] == "0"
+    assert environ["AWS_REGION"] == "eu-west-1"
+    environ = {"S3_ENDPOINT": "https://s3.example.com", "AWS_REGION": "us-west-2"}
+    object_storage.align_s3_environment(environ)
+    assert environ["AWS_ENDPOINT_URL_S3"] == "https://s3.example.com" and "S3_USE_HTTPS" not in environ
+    assert environ["AWS_DEFAULT_REGION"] == "us-west-2"
+
+
+@pytest.mark.parametrize("body, status, stderr", [
+    ("pass", 0, ""), ("sys.exit(3)", 3, ""), ("sys.exit('no data at s3://b/x')", 1, "no data at s3://b/x"),
+    ("1 / 0", 1, "ZeroDivisionError")])
+def test_entry_points_keep_their_exit_status_without_teardown(body, status, stderr):
+    code = ("import sys\nfrom settings import object_storage\n"
+            f"def main():\n    print('ran', flush=False)\n    {body}\n"
+            "object_storage.run_main(main)\nprint('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == status and proc.stdout == "ran\n" and stderr in proc.stderr

@@ -52,7 +52,7 @@ def test_tfx_cli_creates_and_runs_the_pipeline(demo_run, tmp_path):
     before = len(_trainer_executions(output_root))
     # Flags come through RANKLOSS_FLAGS; a small model with another seed makes a new Trainer execution.
     env = project_env(RANKLOSS_OUTPUT_ROOT=output_root, LOCAL_HOME=str(tmp_path / "tfx_home"),
-                      RANKLOSS_FLAGS="--dnn-units 32,32 --embedding-dim 4 --epochs 2 --batch-size 256 "
+                      RANKLOSS_FLAGS="--dnn-units 32,32 --embedding-dim 4 --epochs 1 --batch-size 256 "
                                      "--train-seed 5 --min-eval-auc 0")
     tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
     create = subprocess.run([tfx_cli, "pipeline", "create", "--engine", "local",
