@@ -18,22 +18,11 @@ import tempfile
 import time
 from typing import Dict, List
 
-from ml_metadata.metadata_store import metadata_store
-
 from ingestion import convert
-from pipeline import inputs, local_runner, pipeline as pipeline_lib, portable_beam
+from pipeline import inputs, local_runner, pipeline as pipeline_lib, portable_beam, results
 from settings import configs
-from tfx import v1 as tfx
 
 STEPS = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform")
-
-
-def component_seconds(metadata_path: str) -> Dict[str, float]:
-    """{component class name: seconds} of every execution in an ML Metadata SQLite store."""
-    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return {types[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
-            for e in store.get_executions()}
 
 
 def run_steps(raw_path: str, output_root: str, beam_args: List[str]) -> Dict[str, float]:
@@ -44,7 +33,7 @@ def run_steps(raw_path: str, output_root: str, beam_args: List[str]) -> Dict[str
     inputs.ingest(config)
     seconds = {"ingestion": time.time() - start}
     local_runner.run(config, create=pipeline_lib.create_data_pipeline)
-    seconds.update(component_seconds(config.metadata_path))
+    seconds.update({name: s for name, (s, _) in results.component_seconds(config.metadata_path).items()})
     return seconds
 
 

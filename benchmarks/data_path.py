@@ -25,12 +25,11 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from benchmarks import beam_runners, common, trainer_speed
-from pipeline import inputs, local_runner
+from benchmarks import common, trainer_speed
+from pipeline import inputs, local_runner, results
 from settings import configs, flags, object_storage
 from transforms import features, splits
 
-CRITEO_X1_ROWS = 45_840_617
 STAGES = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
 RAW_TO_TRANSFORMED = STAGES[:4]
 
@@ -81,7 +80,7 @@ def run_pipeline(rows: int, output_root: str, beam_args: List[str], epochs: int)
     inputs.ingest(config)
     seconds = {"ingestion": time.perf_counter() - start}
     local_runner.run(config)
-    seconds.update(beam_runners.component_seconds(config.metadata_path))
+    seconds.update({name: s for name, (s, _) in results.component_seconds(config.metadata_path).items()})
     return seconds, pandas_seconds
 
 
@@ -130,15 +129,15 @@ def report(small: int, large: int, results: Dict[int, Tuple[Dict[str, float], fl
           f"{pandas_rate:,.0f} rows/s")
     print(f"\n{'stage':<19}{'rows':>11}{'s small':>10}{'s large':>11}{'rows/s':>10}{'per-row rate':>14}"
           f"{'fixed s':>9}{'vs pandas':>11}{'Criteo_x1 h':>13}")
-    small_rows, large_rows, full = (stage_rows(n, epochs) for n in (small, large, CRITEO_X1_ROWS))
+    small_rows, large_rows, full = (stage_rows(n, epochs) for n in (small, large, features.CRITEO_X1_ROWS))
     for stage in STAGES:
         print(_row(stage, (small_rows[stage], large_rows[stage]), (small_s[stage], large_s[stage]), full[stage],
                    pandas_rate))
     end_to_end = tuple(sum(s[stage] for stage in RAW_TO_TRANSFORMED) for s in (small_s, large_s))
-    print(_row("raw -> transformed", (small, large), end_to_end, CRITEO_X1_ROWS, pandas_rate))
+    print(_row("raw -> transformed", (small, large), end_to_end, features.CRITEO_X1_ROWS, pandas_rate))
     print(f"(small: {small:,} rows, large: {large:,}; rows/s: rows over the stage's seconds at the large size; "
           "per-row rate: extra rows over extra seconds between the sizes, fixed: the rest; Trainer rows: train "
-          f"split x {epochs} epoch(s); Evaluator rows: the test split; Criteo_x1: {CRITEO_X1_ROWS:,} rows)")
+          f"split x {epochs} epoch(s); Evaluator rows: the test split; Criteo_x1: {features.CRITEO_X1_ROWS:,} rows)")
 
 
 if __name__ == "__main__":

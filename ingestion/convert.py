@@ -20,6 +20,7 @@ import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -32,29 +33,54 @@ DEAD_LETTER_DIR = "dead_letters"
 _DEAD, _HEADER = "dead", "header"
 
 
+# Lines travel from the reader to the parsers in batches: Beam's per-element cost (the shuffle that
+# spreads the parsing over workers above all) is then paid once per batch rather than once per row.
+BATCH_LINES = 2048
+
+
+def _decoded_lines(path: str) -> Iterable[Optional[str]]:
+    """A file's lines without their line ending; None for a line that is not valid UTF-8."""
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        for raw in iter(f.readline, b""):
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                yield None
+
+
 class ReadNumberedLines(beam.DoFn):
-    """Yields (file, 1-based line number, text) for every data line of a file; a header row on the
-    first line goes to the `header` output instead."""
+    """Yields (file, first line number, [text]) batches of up to BATCH_LINES consecutive data lines
+    (text None where not UTF-8); a header row on the first line goes to the `header` output instead."""
 
     def __init__(self, input_format: str):
         self._delimiter = rows.delimiter(input_format)
 
-    def process(self, path: str) -> Iterable[Tuple[str, int, Optional[str]]]:
-        with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
-            for number, raw in enumerate(iter(f.readline, b""), start=1):
-                try:
-                    text = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    text = None
-                data = None if text is None else rows.data_line(number, text, self._delimiter)
-                if text is not None and data is None:
+    def process(self, path: str) -> Iterable[Tuple[str, int, List[Optional[str]]]]:
+        first, texts = 1, []
+        for number, text in enumerate(_decoded_lines(path), start=1):
+            if number == 1 and text is not None:
+                text = rows.data_line(1, text, self._delimiter)  # without a byte-order mark; None: a header
+                if text is None:
                     yield beam.pvalue.TaggedOutput(_HEADER, path)
+                    first = 2
                     continue
-                yield path, number, data
+            texts.append(text)
+            if len(texts) == BATCH_LINES:
+                yield path, first, texts
+                first, texts = number + 1, []
+        if texts:
+            yield path, first, texts
+
+
+def _read_per_split(batch: Tuple[str, int, List[Optional[str]]]) -> Iterable[Tuple[Tuple[str, str], int]]:
+    """((split, "read"), rows) for each split of a batch of lines, as read."""
+    _, first, texts = batch
+    per_split = np.bincount(splits.split_index(np.arange(first, first + len(texts))), minlength=len(splits.SPLITS))
+    return [((split, "read"), int(n)) for split, n in zip(splits.SPLITS, per_split) if n]
 
 
 class ParseToExample(beam.DoFn):
-    """Parses a numbered line; good rows go to the main output, bad ones to `dead`."""
+    """Parses one numbered line; a good row goes to the main output, a bad one to `dead`."""
 
     def __init__(self, input_format: str):
         self._delimiter = rows.delimiter(input_format)
@@ -67,12 +93,33 @@ class ParseToExample(beam.DoFn):
                 raise rows.RowError("not valid UTF-8")
             example = rows.to_example(*rows.parse_row(text, self._delimiter))
         except (rows.RowError, ValueError) as error:  # ValueError: a value the tf.Example cannot hold
-            beam.metrics.Metrics.counter("ingest", f"{split}_rejected").inc()
             yield beam.pvalue.TaggedOutput(_DEAD, (split, json.dumps(
                 {"file": path, "line": number, "split": split, "reason": str(error), "text": text})))
             return
-        beam.metrics.Metrics.counter("ingest", f"{split}_written").inc()
         yield split, example
+
+
+class ParseBatches(beam.DoFn):
+    """Applies ParseToExample to every line of a batch: yields (split, [serialized tf.Example]) per split
+    and passes dead letters on; Beam's `ingest` counters count the rows written and rejected."""
+
+    def __init__(self, input_format: str):
+        self._parse = ParseToExample(input_format)
+
+    def process(self, batch: Tuple[str, int, List[Optional[str]]]):
+        path, first, texts = batch
+        good: Dict[str, List[bytes]] = {split: [] for split in splits.SPLITS}
+        for number, text in enumerate(texts, start=first):
+            for output in self._parse.process((path, number, text)):
+                if isinstance(output, beam.pvalue.TaggedOutput):
+                    beam.metrics.Metrics.counter("ingest", f"{output.value[0]}_rejected").inc()
+                    yield output
+                else:
+                    good[output[0]].append(output[1])
+        for split, examples in good.items():
+            if examples:
+                beam.metrics.Metrics.counter("ingest", f"{split}_written").inc(len(examples))
+                yield split, examples
 
 
 def _counts_json(counts: List[Tuple[Tuple[str, str], int]], inputs: Sequence[str]) -> str:
@@ -94,11 +141,11 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
              | "ReadLines" >> beam.ParDo(ReadNumberedLines(input_format)).with_outputs(_HEADER, main="data"))
     parsed = (lines.data
               | "Redistribute" >> beam.Reshuffle()
-              | "Parse" >> beam.ParDo(ParseToExample(input_format)).with_outputs(_DEAD, main="good"))
+              | "Parse" >> beam.ParDo(ParseBatches(input_format)).with_outputs(_DEAD, main="good"))
     for split in splits.SPLITS:
         (parsed.good
          | f"Select-{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
-         | f"Values-{split}" >> beam.Values()
+         | f"Examples-{split}" >> beam.FlatMap(lambda kv: kv[1])
          | f"Write-{split}" >> beam.io.WriteToTFRecord(
              os.path.join(output_dir, splits.split_dir_name(split), "data"), file_name_suffix=".tfrecord.gz",
              compression_type=CompressionTypes.GZIP))
@@ -107,9 +154,9 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
      | "WriteDead" >> beam.io.WriteToText(
          os.path.join(output_dir, DEAD_LETTER_DIR, "dead_letters"), file_name_suffix=".jsonl",
          skip_if_empty=True))  # no file when no row is rejected: S3 refuses an empty multipart upload
-    read = lines.data | "KeyRead" >> beam.Map(lambda item: ((splits.split_of(item[1]), "read"), 1))
+    read = lines.data | "KeyRead" >> beam.FlatMap(_read_per_split)
     headers = lines[_HEADER] | "KeyHeaders" >> beam.Map(lambda _: ((None, _HEADER), 1))
-    written = parsed.good | "KeyWritten" >> beam.Map(lambda kv: ((kv[0], "written"), 1))
+    written = parsed.good | "KeyWritten" >> beam.Map(lambda kv: ((kv[0], "written"), len(kv[1])))
     rejected = parsed[_DEAD] | "KeyRejected" >> beam.Map(lambda kv: ((kv[0], "rejected"), 1))
     (((read, headers, written, rejected) | "AllOutcomes" >> beam.Flatten())
      | "CountOutcomes" >> beam.CombinePerKey(sum)

@@ -7,13 +7,16 @@ TFX components reuse their cached results, so a re-run only does what changed.
 """
 import logging as std_logging
 import time
-from typing import Dict
+from typing import Dict, List, Optional
 
 from absl import logging
 
 from ingestion import convert
 from pipeline import inputs, local_runner, results
 from settings import configs, flags, object_storage
+from transforms import features
+
+DATA_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform")
 
 
 class _StageEcho(std_logging.Handler):
@@ -48,11 +51,35 @@ def training_line(config: configs.PipelineConfig, train_rows: int) -> str:
             f"{train_rows:,} train rows = {steps} steps per epoch at this size (full Criteo_x1, 32M rows: ~7,800)")
 
 
-def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed: float) -> str:
+def data_path_lines(config: configs.PipelineConfig, counts: Dict, ingestion_seconds: Optional[float]) -> List[str]:
+    """This run's seconds and rows/s per stage from raw logs to transformed examples, and the hours
+    Criteo_x1 would take at those rates (`ingestion_seconds` None: the TFRecords were reused)."""
+    rows_read = sum(split["read"] for split in counts["splits"].values())
+    rows_written = sum(split["written"] for split in counts["splits"].values())
+    components = results.component_seconds(config.metadata_path)
+    stages = [("ingestion", ingestion_seconds, rows_read)] + [
+        (name, None if components[name][1] else components[name][0], rows_written) for name in DATA_COMPONENTS]
+    measured = [seconds for _, seconds, _ in stages]
+    stages.append(("raw -> transformed", None if None in measured else sum(measured), rows_read))
+    lines = [f"data path of this run, start-up included (so Criteo_x1's {features.CRITEO_X1_ROWS:,} rows would "
+             "take at most the hours shown; python -m benchmarks.data_path measures the per-row rates apart):",
+             f"  {'stage':20} {'seconds':>8} {'rows/s':>8} {'Criteo_x1':>10}"]
+    for name, seconds, rows in stages:
+        if seconds is None:
+            lines.append(f"  {name:20} {'reused (cached), not measured':>28}")
+        else:
+            lines.append(f"  {name:20} {seconds:>8.1f} {rows / seconds:>8,.0f} "
+                         f"{features.CRITEO_X1_ROWS * seconds / rows / 3600:>8.1f} h")
+    return lines
+
+
+def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed: float,
+            ingestion_seconds: Optional[float]) -> str:
     outcome = results.latest_run(config)
     metrics, bayes = outcome["metrics"], report["splits"]["test"]
     lines = ["", "=" * 72, "rankloss-tfx demo finished in %.0fs" % elapsed, "",
              "rows per split (read = written + rejected):", convert.format_counts(counts), "",
+             *data_path_lines(config, counts, ingestion_seconds), "",
              training_line(config, counts["splits"]["train"]["written"]), "",
              f"test split ({metrics.get('example_count', float('nan')):.0f} examples), "
              f"loss {config.loss.name}:",
@@ -83,13 +110,15 @@ def main() -> None:
     _step(1, f"embedded data: {config.data.num_rows} Criteo-format rows (seed {config.data.seed})")
     report = inputs.prepare_data(config)
     _step(2, "Beam ingestion -> TFRecords, 7:2:1 split")
+    ingestion_start, reused = time.time(), inputs.is_ingested(config)
     counts = inputs.ingest(config)
+    ingestion_seconds = None if reused else time.time() - ingestion_start
     print(convert.format_counts(counts))
     _step(3, f"TFX pipeline '{config.pipeline_name}' (loss {config.loss.name}), artifacts under "
              f"{config.pipeline_root}")
     local_runner.run(config)
     _step(4, "results")
-    print(summary(config, report, counts, time.time() - start))
+    print(summary(config, report, counts, time.time() - start, ingestion_seconds))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from apache_beam.io.filesystems import FileSystems
 from ingestion import convert, generate
 from settings import configs, object_storage
 
+STAMP_FILE = "source.json"
+
 
 def prepare_data(config: configs.PipelineConfig) -> Dict:
     """Generates (when absent or different) and returns the generator's report."""
@@ -30,23 +32,32 @@ def prepare_data(config: configs.PipelineConfig) -> Dict:
     return report
 
 
+def _source_stamp(config: configs.PipelineConfig, source_path: str) -> Dict:
+    """What identifies the ingested input: its path, size and modification time."""
+    object_storage.configure_beam_file_systems(config.beam_pipeline_args)
+    matched = FileSystems.match([source_path])[0].metadata_list
+    if not matched:
+        raise FileNotFoundError(f"no click logs at {source_path}")
+    return {"path": source_path, "bytes": matched[0].size_in_bytes, "mtime": matched[0].last_updated_in_seconds}
+
+
+def is_ingested(config: configs.PipelineConfig, source: Optional[str] = None) -> bool:
+    """Whether `config.tfrecord_root` already holds the TFRecords of `source` (default: the embedded data)."""
+    stamp_path = os.path.join(config.tfrecord_root, STAMP_FILE)
+    return (FileSystems.exists(stamp_path)
+            and _read_json(stamp_path) == _source_stamp(config, source or config.raw_data_path))
+
+
 def ingest(config: configs.PipelineConfig, source: Optional[str] = None, file_format: str = "tsv") -> Dict:
     """Runs the Beam ingestion of `source` (default: the embedded data) unless the TFRecords are already
     there for this exact input; returns the per-split row counts."""
     source_path = source or config.raw_data_path
-    object_storage.configure_beam_file_systems(config.beam_pipeline_args)
-    stamp_path = os.path.join(config.tfrecord_root, "source.json")
-    matched = FileSystems.match([source_path])[0].metadata_list
-    if not matched:
-        raise FileNotFoundError(f"no click logs at {source_path}")
-    source = matched[0]
-    stamp = {"path": source_path, "bytes": source.size_in_bytes, "mtime": source.last_updated_in_seconds}
-    if FileSystems.exists(stamp_path) and _read_json(stamp_path) == stamp:
+    if is_ingested(config, source_path):
         print(f"  reusing TFRecords under {config.tfrecord_root}")
         return convert.read_counts(config.tfrecord_root)
     counts = convert.run([source_path], config.tfrecord_root, file_format, config.beam_pipeline_args)
-    with FileSystems.create(stamp_path) as f:
-        f.write(json.dumps(stamp).encode("utf-8"))
+    with FileSystems.create(os.path.join(config.tfrecord_root, STAMP_FILE)) as f:
+        f.write(json.dumps(_source_stamp(config, source_path)).encode("utf-8"))
     return counts
 
 

@@ -1,5 +1,6 @@
-"""Reads a finished run's outcome from ML Metadata: evaluation metrics and the pushed model."""
-from typing import Dict, Optional
+"""Reads a finished run's outcome from ML Metadata: evaluation metrics, the pushed model, and how long
+each component took."""
+from typing import Dict, Optional, Tuple
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
@@ -34,3 +35,13 @@ def latest_run(config: PipelineConfig) -> Dict[str, Optional[object]]:
         "blessed": bool(blessing and blessing.custom_properties["blessed"].int_value),
         "pushed_path": pushed_path,
     }
+
+
+def component_seconds(metadata_path: str) -> Dict[str, Tuple[float, bool]]:
+    """{component class name: (seconds, whether its result came from the cache)} of each component's
+    newest execution in an ML Metadata SQLite store."""
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return {types[e.type_id]: ((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000,
+                               e.last_known_state == mlmd.proto.Execution.CACHED)
+            for e in sorted(store.get_executions(), key=lambda e: e.id)}

@@ -147,6 +147,23 @@ def test_a_csv_without_a_header_is_read_from_its_first_line(tmp_path):
     assert sum(r["written"] for r in counts["splits"].values()) == 200
 
 
+def test_line_numbers_splits_and_counts_hold_across_batch_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "BATCH_LINES", 3)  # 12 data lines after the header: four batches
+    lines = [_good_row(i1=str(n)) for n in range(2, 14)]
+    lines[4] = lines[9] = "1\t2\t3"  # lines 6 and 11 of the file
+    path = tmp_path / "batches.tsv"
+    path.write_text("\n".join(["\t".join(features.RAW_COLUMNS)] + lines) + "\n")
+    out = str(tmp_path / "out")
+    counts = convert.run([str(path)], out)
+    assert {d["line"]: d["split"] for d in _dead_letters(out)} == {6: splits.split_of(6), 11: splits.split_of(11)}
+    for split in splits.SPLITS:
+        numbers = [n for n in range(2, 14) if splits.split_of(n) == split]
+        good = [n for n in numbers if n not in (6, 11)]
+        assert counts["splits"][split] == {"read": len(numbers), "written": len(good),
+                                           "rejected": len(numbers) - len(good)}
+        assert sorted(e.features.feature["I1"].int64_list.value[0] for e in _examples(out, split)) == good
+
+
 def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_path, monkeypatch):
     path = tmp_path / "rows.tsv"
     path.write_text("\n".join([_good_row()] * 5) + "\n")

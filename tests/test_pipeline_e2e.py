@@ -29,6 +29,14 @@ def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
     model_auc, bayes_auc, gap = (float(auc.group(i)) for i in (1, 2, 3))
     assert model_auc > 0.55 and 0.6 < bayes_auc < 1.0  # the tiny model learns something; the data has signal
     assert abs(gap - (bayes_auc - model_auc)) <= 1.5e-4
+    stages = {m.group(1): (float(m.group(2)), float(m.group(3).replace(",", "")), float(m.group(4)))
+              for m in re.finditer(r"^  (ingestion|ImportExampleGen|StatisticsGen|Transform|raw -> transformed)"
+                                   r"\s+([\d.]+)\s+([\d,]+)\s+([\d.]+) h$", stdout, re.M)}
+    assert len(stages) == 5, stdout
+    assert abs(stages["raw -> transformed"][0] - sum(stages[s][0] for s in ("ingestion", "ImportExampleGen",
+                                                                           "StatisticsGen", "Transform"))) < 0.3
+    for seconds, rate, hours in stages.values():  # rows/s and the Criteo_x1 hours follow from the seconds
+        assert abs(rate * seconds - ROWS) <= 0.01 * ROWS and abs(hours * 3600 * rate - 45_840_617) <= 0.06 * 45_840_617
     assert re.search(r"^pushed model: /\S+/serving/rankloss-tfx/\d+$", stdout, re.M)
     serving_root = os.path.dirname(re.search(r"^pushed model: (\S+)$", stdout, re.M).group(1))
     assert all(entry.isdigit() for entry in os.listdir(serving_root))  # the staged push left nothing behind

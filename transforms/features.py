@@ -12,6 +12,9 @@ CATEGORICAL_FEATURES: List[str] = [f"C{i}" for i in range(1, 27)]
 RAW_COLUMNS: List[str] = [LABEL_KEY] + NUMERIC_FEATURES + CATEGORICAL_FEATURES
 NUM_COLUMNS = len(RAW_COLUMNS)  # 40
 
+# Rows of Criteo_x1 (BARS), the paper's dataset: the scale projections are made for.
+CRITEO_X1_ROWS = 45_840_617
+
 # Token that stands for a missing categorical value before the vocabulary.
 MISSING_CATEGORY = "__missing__"
 # Value a missing integer feature takes before the numeric transform.

@@ -34,6 +34,13 @@ def split_index(line_numbers: Union[int, np.ndarray]) -> np.ndarray:
     return _BUCKETS[bucket.astype(np.int64)]
 
 
+_MASK64 = (1 << 64) - 1
+
+
 def split_of(line_number: int) -> str:
-    """Name of the split a single line belongs to."""
-    return SPLITS[int(split_index(line_number))]
+    """Name of the split a single line belongs to: `split_index` in Python integers (a NumPy call
+    per line costs ~20 µs, ten times this)."""
+    x = (line_number + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return SPLITS[_BUCKETS[(x ^ (x >> 31)) % 10]]
