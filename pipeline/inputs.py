@@ -41,23 +41,27 @@ def _source_stamp(config: configs.PipelineConfig, source_path: str) -> Dict:
     return {"path": source_path, "bytes": matched[0].size_in_bytes, "mtime": matched[0].last_updated_in_seconds}
 
 
+def _ingested_stamp(config: configs.PipelineConfig) -> Optional[Dict]:
+    stamp_path = os.path.join(config.tfrecord_root, STAMP_FILE)
+    return _read_json(stamp_path) if FileSystems.exists(stamp_path) else None
+
+
 def is_ingested(config: configs.PipelineConfig, source: Optional[str] = None) -> bool:
     """Whether `config.tfrecord_root` already holds the TFRecords of `source` (default: the embedded data)."""
-    stamp_path = os.path.join(config.tfrecord_root, STAMP_FILE)
-    return (FileSystems.exists(stamp_path)
-            and _read_json(stamp_path) == _source_stamp(config, source or config.raw_data_path))
+    return _ingested_stamp(config) == _source_stamp(config, source or config.raw_data_path)
 
 
 def ingest(config: configs.PipelineConfig, source: Optional[str] = None, file_format: str = "tsv") -> Dict:
     """Runs the Beam ingestion of `source` (default: the embedded data) unless the TFRecords are already
     there for this exact input; returns the per-split row counts."""
     source_path = source or config.raw_data_path
-    if is_ingested(config, source_path):
+    stamp = _source_stamp(config, source_path)
+    if _ingested_stamp(config) == stamp:
         print(f"  reusing TFRecords under {config.tfrecord_root}")
         return convert.read_counts(config.tfrecord_root)
     counts = convert.run([source_path], config.tfrecord_root, file_format, config.beam_pipeline_args)
     with FileSystems.create(os.path.join(config.tfrecord_root, STAMP_FILE)) as f:
-        f.write(json.dumps(_source_stamp(config, source_path)).encode("utf-8"))
+        f.write(json.dumps(stamp).encode("utf-8"))
     return counts
 
 
