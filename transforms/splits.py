@@ -10,15 +10,18 @@ import numpy as np
 
 SPLITS = ("train", "eval", "test")
 _BUCKETS = np.array([0] * 7 + [1] * 2 + [2], dtype=np.int64)  # 10 buckets -> 7:2:1
+# SplitMix64: the increment, and the two multipliers of its finaliser.
+_GAMMA, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MASK64 = (1 << 64) - 1
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser: a bijective, well-spread hash of uint64 values."""
     x = x.astype(np.uint64)
     with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15))
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = (x + np.uint64(_GAMMA))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(_MIX1)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(_MIX2)
         x = x ^ (x >> np.uint64(31))
     return x
 
@@ -34,13 +37,10 @@ def split_index(line_numbers: Union[int, np.ndarray]) -> np.ndarray:
     return _BUCKETS[bucket.astype(np.int64)]
 
 
-_MASK64 = (1 << 64) - 1
-
-
 def split_of(line_number: int) -> str:
     """Name of the split a single line belongs to: `split_index` in Python integers (a NumPy call
     per line costs ~20 µs, ten times this)."""
-    x = (line_number + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x = (line_number + _GAMMA) & _MASK64
+    x = ((x ^ (x >> 30)) * _MIX1) & _MASK64
+    x = ((x ^ (x >> 27)) * _MIX2) & _MASK64
     return SPLITS[_BUCKETS[(x ^ (x >> 31)) % 10]]
