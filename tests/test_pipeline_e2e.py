@@ -35,8 +35,10 @@ def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
     assert len(stages) == 5, stdout
     assert abs(stages["raw -> transformed"][0] - sum(stages[s][0] for s in ("ingestion", "ImportExampleGen",
                                                                            "StatisticsGen", "Transform"))) < 0.3
-    for seconds, rate, hours in stages.values():  # rows/s and the Criteo_x1 hours follow from the seconds
-        assert abs(rate * seconds - ROWS) <= 0.01 * ROWS and abs(hours * 3600 * rate - 45_840_617) <= 0.06 * 45_840_617
+    for seconds, rate, hours in stages.values():  # rows/s and the Criteo_x1 hours follow from the seconds,
+        # up to the printed rounding (seconds to 0.1, rows/s to 1, hours to 0.1)
+        assert abs(rate * seconds - ROWS) <= 0.5 * seconds + 0.05 * rate + 1
+        assert abs(hours - 45_840_617 * seconds / ROWS / 3600) <= 0.05 + 45_840_617 * 0.05 / ROWS / 3600
     assert re.search(r"^pushed model: /\S+/serving/rankloss-tfx/\d+$", stdout, re.M)
     serving_root = os.path.dirname(re.search(r"^pushed model: (\S+)$", stdout, re.M).group(1))
     assert all(entry.isdigit() for entry in os.listdir(serving_root))  # the staged push left nothing behind
