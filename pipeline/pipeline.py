@@ -13,7 +13,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from pipeline import atomic_pusher
+from pipeline import atomic_pusher, large_batches
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -86,11 +86,11 @@ def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = large_batches.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    transform = tfx.components.Transform(
+    transform = large_batches.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=dataclasses.asdict(config.transform),

@@ -8,7 +8,9 @@ import sys
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import pipeline as pipeline_lib
+from tfx_bsl.coders import batch_util
+
+from pipeline import large_batches, pipeline as pipeline_lib
 from settings import configs, flags
 from tests.conftest import ROOT, project_env
 
@@ -21,6 +23,21 @@ def test_dag_has_every_component_in_order():
     for before, after in [("ImportExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
                           ("Transform", "Trainer"), ("Trainer", "Evaluator"), ("Evaluator", "Pusher")]:
         assert ids.index(before) < ids.index(after)
+
+
+def test_statistics_and_transform_read_batches_of_up_to_8192_rows_and_only_they():
+    config = configs.PipelineConfig(output_root="/tmp/unused")
+    executors = {c.id: c.executor_spec.executor_class for c in pipeline_lib.create_pipeline(config).components
+                 if hasattr(c.executor_spec, "executor_class")}
+    assert executors["StatisticsGen"] is large_batches.StatisticsGenExecutor
+    assert executors["Transform"] is large_batches.TransformExecutor
+    assert not issubclass(executors["Evaluator"], large_batches._ByteSizeBatching)  # pylint: disable=protected-access
+    default = batch_util.GetBatchElementsKwargs(None)
+    with large_batches.byte_size_batching():
+        batching = batch_util.GetBatchElementsKwargs(None)
+    assert default["max_batch_size"] == 1000 and batch_util.GetBatchElementsKwargs(None) == default
+    # a 300-byte Criteo example counts as 2,560 bytes: a 20 MiB batch holds 8,192 of them
+    assert batching["max_batch_size"] // batching["element_size_fn"](b"x" * 300) == 8192
 
 
 def test_blessing_needs_auc_floor_and_no_regression():
