@@ -1,15 +1,20 @@
-"""Vertex AI / Kubeflow: the compiled pipeline checked offline and against the Dockerfile; a submission
-without credentials refused."""
+"""Vertex AI / Kubeflow: the compiled pipeline checked offline and against the Dockerfile; ExampleGen and
+StatisticsGen run exactly as their compiled containers say; a submission without credentials refused."""
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
-from pipeline import kubeflow_v2_runner, pipeline as pipeline_lib, vertex
+from pipeline import inputs, kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_env
+from transforms import features
 from tests.test_layers import ALLOWED
 
 IMAGE = "gcr.io/p/img:1"
@@ -108,3 +113,64 @@ def test_submit_without_project_or_credentials_says_so(compiled, tmp_path, monke
     with pytest.raises(SystemExit) as stop:
         vertex.main(["submit", compiled, "--project", "p", "--region", "us-central1"])
     assert stop.value.code == 2 and "no Google Cloud credentials in this environment" in capsys.readouterr().err
+
+
+def _executor_input(job, task, artifacts, work):
+    """The ExecutorInput Vertex AI would hand `task`: its constant parameters from the compiled DAG, the
+    given input artifacts ({key: an upstream ExecutorOutput artifact}) and output artifacts, with the types
+    the spec declares; outputs under `work`."""
+    spec = job["pipelineSpec"]
+    definitions = spec["components"][task]
+    outputs = definitions.get("outputDefinitions", {}).get("artifacts", {})
+    declared = definitions.get("inputDefinitions", {}).get("artifacts", {})
+    artifacts = {key: {"artifacts": [{**a, "type": declared[key]["artifactType"]}]} for key, a in artifacts.items()}
+    constants = {name: p["runtimeValue"]["constantValue"]
+                 for name, p in spec["root"]["dag"]["tasks"][task]["inputs"].get("parameters", {}).items()
+                 if "constantValue" in p.get("runtimeValue", {})}
+    return {"inputs": {"parameters": constants, "artifacts": artifacts},
+            "outputs": {"outputFile": str(work / task / "executor_output.json"),
+                        "artifacts": {key: {"artifacts": [{"name": f"{task}-{key}", "uri": str(work / task / key),
+                                                           "type": d["artifactType"], "metadata": {}}]}
+                                      for key, d in outputs.items()}}}
+
+
+def _run_container(job, task, executor_input):
+    """Runs `task` as its compiled container would: the pre-cache driver (if any), then the executor, each with
+    the spec's own command and arguments, `{{$}}` filled in; `python` is this environment's interpreter."""
+    container = job["pipelineSpec"]["deploymentSpec"]["executors"][f"{task}_executor"]["container"]
+    steps = [container["lifecycle"]["preCacheCheck"]] if "lifecycle" in container else []
+    for step in steps + [container]:
+        command = [sys.executable if c == "python" else c for c in step["command"]]
+        args = [json.dumps(executor_input) if a == "{{$}}" else a for a in step["args"]]
+        proc = subprocess.run(command + args, cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.load(open(executor_input["outputs"]["outputFile"]))
+
+
+def test_example_gen_and_statistics_gen_run_as_their_compiled_containers_say(generated_tsv, tmp_path):
+    """The container contract, offline: what the compiled spec tells Vertex AI to run does the job."""
+    config = configs.PipelineConfig(output_root=str(tmp_path / "root"))
+    counts = inputs.ingest(config, source=generated_tsv[0])
+    path = str(tmp_path / "job.json")
+    tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=IMAGE),
+        output_filename=path).run(pipeline_lib.create_pipeline(config))
+    job = json.load(open(path))
+
+    example_gen = _run_container(job, "ImportExampleGen", _executor_input(job, "ImportExampleGen", {}, tmp_path))
+    examples = example_gen["artifacts"]["examples"]["artifacts"][0]
+    assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval", "test"]
+    written = {split: counts["splits"][split]["written"] for split in ("train", "eval", "test")}
+    for split, rows in written.items():
+        files = tf.io.gfile.glob(os.path.join(examples["uri"], f"Split-{split}", "*"))
+        assert sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP")) == rows > 0
+
+    statistics_gen = _run_container(job, "StatisticsGen", _executor_input(
+        job, "StatisticsGen", {"examples": examples}, tmp_path))
+    statistics = statistics_gen["artifacts"]["statistics"]["artifacts"][0]
+    for split, rows in written.items():
+        stats = tfdv.load_stats_binary(os.path.join(statistics["uri"], f"Split-{split}", "FeatureStats.pb"))
+        dataset = stats.datasets[0]
+        assert dataset.num_examples == rows
+        assert {f.path.step[0] for f in dataset.features} >= {features.LABEL_KEY, "I1", "C26"}
