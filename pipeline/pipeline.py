@@ -13,7 +13,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from pipeline import atomic_pusher, large_batches
+from pipeline import atomic_pusher, copy_import, large_batches
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -82,7 +82,7 @@ def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
 
 def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
     """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
-    example_gen = tfx.components.ImportExampleGen(
+    example_gen = copy_import.ImportExampleGen(
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))

@@ -49,7 +49,8 @@ def test_every_executor_runs_the_dockerfiles_image_with_its_code(compiled):
     copied = set(re.findall(r"^COPY (\w+)/ \1/$", dockerfile, re.M))
     named = set(re.findall(r'"((?:pipeline|trainer|transforms)\.[\w.]+)', json.dumps(job)))
     assert {"trainer.task.run_fn", "transforms.preprocessing.preprocessing_fn", "pipeline.atomic_pusher.Executor",
-            "pipeline.large_batches.StatisticsGenExecutor", "pipeline.large_batches.TransformExecutor"} <= named
+            "pipeline.large_batches.StatisticsGenExecutor", "pipeline.large_batches.TransformExecutor",
+            "pipeline.copy_import.Executor"} <= named
     needed, frontier = set(), {name.split(".")[0] for name in named}
     while frontier:  # the named packages and every package they import
         package = frontier.pop()
