@@ -14,23 +14,28 @@ from tfx import v1 as tfx
 from pipeline import inputs, kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
 from tests.conftest import ROOT, project_env
-from transforms import features
 from tests.test_layers import ALLOWED
+from transforms import features
 
 IMAGE = "gcr.io/p/img:1"
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/tmp"]
 
 
+def _compile(config, path, **create_args):
+    """The pipeline of `config` compiled for Kubeflow V2 / Vertex AI on IMAGE into `path`."""
+    tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=IMAGE),
+        output_filename=path).run(pipeline_lib.create_pipeline(config, **create_args))
+    return path
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     """The pipeline compiled as `kubeflow_v2_runner` does, with Dataflow Beam arguments."""
-    path = str(tmp_path_factory.mktemp("vertex") / "job.json")
     config = configs.PipelineConfig(output_root="gs://bucket/rankloss")
     config.beam_pipeline_args = kubeflow_v2_runner.container_beam_args(DATAFLOW, IMAGE)
-    tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=IMAGE),
-        output_filename=path).run(pipeline_lib.create_pipeline(config, schema_path=kubeflow_v2_runner.IMAGE_SCHEMA_PATH))
-    return path
+    return _compile(config, str(tmp_path_factory.mktemp("vertex") / "job.json"),
+                    schema_path=kubeflow_v2_runner.IMAGE_SCHEMA_PATH)
 
 
 def _dockerfile():
@@ -153,11 +158,7 @@ def test_example_gen_and_statistics_gen_run_as_their_compiled_containers_say(gen
     """The container contract, offline: what the compiled spec tells Vertex AI to run does the job."""
     config = configs.PipelineConfig(output_root=str(tmp_path / "root"))
     counts = inputs.ingest(config, source=generated_tsv[0])
-    path = str(tmp_path / "job.json")
-    tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=IMAGE),
-        output_filename=path).run(pipeline_lib.create_pipeline(config))
-    job = json.load(open(path))
+    job = json.load(open(_compile(config, str(tmp_path / "job.json"))))
 
     example_gen = _run_container(job, "ImportExampleGen", _executor_input(job, "ImportExampleGen", {}, tmp_path))
     examples = example_gen["artifacts"]["examples"]["artifacts"][0]
