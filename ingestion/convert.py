@@ -3,7 +3,7 @@
 Reads the Kaggle `train.txt` layout (tab-separated, plain or gzip) or the comma-separated
 variant (transforms/rows.py; a header row and a byte-order mark are skipped, and counted).
 Each data row becomes a `tf.Example` (`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes,
-each absent when missing) in `<out>/Split-{train,eval,test}/`. A malformed row goes to
+each with no value list when missing) in `<out>/Split-{train,eval,test}/`. A malformed row goes to
 `<out>/dead_letters/` as a JSON line with its file, line number, reason and text (no file when
 none is rejected); no row
 aborts the job. `<out>/counts.json` holds, per split, the rows read (counted at the reader),
@@ -80,7 +80,8 @@ def _read_per_split(batch: Tuple[str, int, List[Optional[str]]]) -> Iterable[Tup
 
 
 class ParseToExample(beam.DoFn):
-    """Parses one numbered line; a good row goes to the main output, a bad one to `dead`."""
+    """Parses one numbered line: a good row goes to the main output as (split, (label, row)), for
+    ParseBatches to encode with its batch; a bad one to `dead`."""
 
     def __init__(self, input_format: str):
         self._delimiter = rows.delimiter(input_format)
@@ -91,24 +92,25 @@ class ParseToExample(beam.DoFn):
         try:
             if text is None:
                 raise rows.RowError("not valid UTF-8")
-            example = rows.to_example(*rows.parse_row(text, self._delimiter))
-        except (rows.RowError, ValueError) as error:  # ValueError: a value the tf.Example cannot hold
+            parsed = rows.parse_row(text, self._delimiter)
+        except rows.RowError as error:
             yield beam.pvalue.TaggedOutput(_DEAD, (split, json.dumps(
                 {"file": path, "line": number, "split": split, "reason": str(error), "text": text})))
             return
-        yield split, example
+        yield split, parsed
 
 
 class ParseBatches(beam.DoFn):
-    """Applies ParseToExample to every line of a batch: yields (split, [serialized tf.Example]) per split
-    and passes dead letters on; Beam's `ingest` counters count the rows written and rejected."""
+    """Applies ParseToExample to every line of a batch and encodes each split's good rows to serialized
+    tf.Examples in one call (tfx-bsl's encoder): yields (split, [serialized tf.Example]) per split and
+    passes dead letters on; Beam's `ingest` counters count the rows written and rejected."""
 
     def __init__(self, input_format: str):
         self._parse = ParseToExample(input_format)
 
     def process(self, batch: Tuple[str, int, List[Optional[str]]]):
         path, first, texts = batch
-        good: Dict[str, List[bytes]] = {split: [] for split in splits.SPLITS}
+        good: Dict[str, List[Tuple[int, rows.Row]]] = {split: [] for split in splits.SPLITS}
         for number, text in enumerate(texts, start=first):
             for output in self._parse.process((path, number, text)):
                 if isinstance(output, beam.pvalue.TaggedOutput):
@@ -116,10 +118,10 @@ class ParseBatches(beam.DoFn):
                     yield output
                 else:
                     good[output[0]].append(output[1])
-        for split, examples in good.items():
-            if examples:
-                beam.metrics.Metrics.counter("ingest", f"{split}_written").inc(len(examples))
-                yield split, examples
+        for split, parsed in good.items():
+            if parsed:
+                beam.metrics.Metrics.counter("ingest", f"{split}_written").inc(len(parsed))
+                yield split, rows.to_examples(parsed)
 
 
 def _counts_json(counts: List[Tuple[Tuple[str, str], int]], inputs: Sequence[str]) -> str:

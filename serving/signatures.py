@@ -3,7 +3,8 @@
 Both return `probabilities` [B], the click probability σ(z) through the model's calibration
 layer (identity unless fitted), and run the Transform graph inside, so clients never preprocess:
 - `serving_default`: serialized `tf.Example`s (input `examples`; base64 `{"b64": ...}` in JSON),
-  what TF Serving's predict clients send; an absent feature is missing.
+  what TF Serving's predict clients send; an absent feature, or one with no
+  value list, is missing.
 - `serving_raw`: one input per raw column, for JSON clients: `I1`..`I13` float64 (integer
   counts, rounded; NaN = missing) and `C1`..`C26` strings ("" = missing). Missing values take
   the training defaults (0 before the log, the `__missing__` category); unseen categories go

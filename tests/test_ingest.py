@@ -6,6 +6,7 @@ import os
 
 import pytest
 import tensorflow as tf
+from tfx_bsl.coders import example_coder
 
 from ingestion import convert
 from transforms import features, rows, splits
@@ -82,7 +83,7 @@ def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, g
     assert convert.read_counts(out) == counts
 
 
-def test_examples_carry_typed_features_absent_when_missing(tmp_path):
+def test_examples_carry_typed_features_and_read_as_missing_where_missing(tmp_path):
     path = tmp_path / "one.tsv"
     path.write_text(GOOD + "\n")
     out = str(tmp_path / "out")
@@ -90,8 +91,15 @@ def test_examples_carry_typed_features_absent_when_missing(tmp_path):
     (example,) = _examples(out, splits.split_of(1))
     fmap = example.features.feature
     assert fmap["label"].int64_list.value == [1]
-    assert fmap["I1"].int64_list.value == [5] and "I2" not in fmap
-    assert fmap["C1"].bytes_list.value == [b"68fd1e64"] and "C26" not in fmap
+    assert fmap["I1"].int64_list.value == [5] and fmap["C1"].bytes_list.value == [b"68fd1e64"]
+    # A missing value is a feature with no value list: TensorFlow's parser and TFX's decoder read it as missing.
+    assert fmap["I2"].WhichOneof("kind") is None and fmap["C26"].WhichOneof("kind") is None
+    serialized = [example.SerializeToString()]
+    parsed = tf.io.parse_example(serialized, {"I2": tf.io.FixedLenFeature([1], tf.int64, default_value=[-7]),
+                                              "C26": tf.io.VarLenFeature(tf.string)})
+    assert parsed["I2"].numpy().tolist() == [[-7]] and parsed["C26"].values.shape == [0]
+    decoded = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(serialized).to_pydict()
+    assert decoded["I2"] == [None] and decoded["C26"] == [None] and decoded["I1"] == [[5]]
 
 
 def test_real_criteo_csv_sample_converts_without_loss(tmp_path):

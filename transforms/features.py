@@ -1,8 +1,9 @@
 """The Criteo click-log schema: the single source every other module imports.
 
 Raw layout (Kaggle `train.txt`, Criteo_x1): a label, 13 integer count features
-`I1`..`I13` and 26 hashed categorical features `C1`..`C26`. In a `tf.Example`
-each feature is absent when the value is missing.
+`I1`..`I13` and 26 hashed categorical features `C1`..`C26`. In a `tf.Example` a
+missing value is a feature that is absent or has no value list (ingestion writes the latter);
+TensorFlow's parsers and TFX's decoders read both as missing.
 """
 from typing import List
 

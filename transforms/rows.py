@@ -3,11 +3,17 @@
 Kaggle `train.txt` / Criteo_x1 layout: a label, then `I1`..`I13` integer counts and `C1`..`C26`
 hashed categories, tab-separated (`tsv`) or comma-separated (`csv`, fields may be double-quoted).
 A file may start with a UTF-8 byte-order mark and a header row naming the 40 columns; both are
-recognised and skipped. An empty field is a missing value, left out of the row and of the
-`tf.Example`. The ingestion job, the serving client and the generator read and write rows here.
+recognised and skipped. An empty field is a missing value: left out of the row, and in the
+`tf.Example` a feature with no value list, which TensorFlow's parsers and TFX's decoders read as
+missing. The ingestion job, the serving client and the generator read and write rows here.
 """
 import csv
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tfx_bsl.coders import example_coder
 
 from transforms import features
 
@@ -90,16 +96,32 @@ def parse_row(line: str, separator: str) -> Tuple[int, Row]:
     return int(float(label_text)), row
 
 
-def to_example(label: int, row: Row) -> bytes:
-    """Serialized `tf.Example` of a parsed row."""
-    from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
+def _list_column(values: List[object], value_type: pa.DataType) -> pa.ListArray:
+    """[v] per present value, null per None."""
+    flat = pa.array(values, value_type)
+    present = flat.is_valid()
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum(present.to_numpy(zero_copy_only=False), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), flat.drop_null(), mask=pc.invert(present))
 
-    example = example_pb2.Example()
-    fmap = example.features.feature
-    fmap[features.LABEL_KEY].int64_list.value.append(label)
-    for name, value in row.items():
-        if isinstance(value, int):
-            fmap[name].int64_list.value.append(value)
-        else:
-            fmap[name].bytes_list.value.append(value.encode("utf-8"))
-    return example.SerializeToString()
+
+def to_record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
+    """Parsed rows as one Arrow record batch: a list column per feature, null where missing."""
+    columns = [_list_column([label for label, _ in parsed], pa.int64())]
+    columns += [_list_column([row.get(name) for _, row in parsed], pa.int64()) for name in features.NUMERIC_FEATURES]
+    columns += [_list_column([row.get(name) for _, row in parsed], pa.binary())  # str -> UTF-8 bytes
+                for name in features.CATEGORICAL_FEATURES]
+    return pa.RecordBatch.from_arrays(columns, [features.LABEL_KEY] + features.NUMERIC_FEATURES
+                                      + features.CATEGORICAL_FEATURES)
+
+
+def to_examples(parsed: Sequence[Tuple[int, Row]]) -> List[bytes]:
+    """Serialized `tf.Example`s of parsed rows, encoded a batch at a time by tfx-bsl (C++)."""
+    if not parsed:
+        return []
+    return example_coder.RecordBatchToExamplesEncoder().encode(to_record_batch(parsed))
+
+
+def to_example(label: int, row: Row) -> bytes:
+    """Serialized `tf.Example` of one parsed row."""
+    return to_examples([(label, row)])[0]
