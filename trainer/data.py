@@ -67,8 +67,11 @@ def _in_memory_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.F
         batch_features = {key: tf.gather(value, indices) for key, value in table.items() if key != "__label__"}
         return batch_features, tf.gather(table["__label__"], indices)
 
-    return rows.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True).prefetch(tf.data.AUTOTUNE)
+    # A gather is cheap: one thread and two batches ahead keep the step fed. tf.data's autotuner would
+    # spend CPU the step needs (on 2 cores it halved model.fit's rate; benchmarks.trainer_speed, (a)).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return rows.batch(batch_size).map(gather).prefetch(2).with_options(options)
 
 
 def negative_sampler(rate: float, seed: Optional[int] = None):
