@@ -128,11 +128,12 @@ def score(client: ServingClient, args: argparse.Namespace, out) -> Dict[str, int
     def flush() -> None:
         if not batch:
             return
-        payloads = [item[2] for item in batch]
         if args.signature == "raw":
-            probabilities = client.predict_rows(payloads, args.explicit_missing)
-        else:
-            probabilities = client.predict_examples(payloads)
+            probabilities = client.predict_rows([row for _, _, row in batch], args.explicit_missing)
+        elif args.format == "tfrecord":
+            probabilities = client.predict_examples([record for _, _, record in batch])
+        else:  # parsed rows, encoded a batch per call: one call costs milliseconds
+            probabilities = client.predict_examples(rows.to_examples([(label, row) for _, label, row in batch]))
         for (number, label, _), probability in zip(batch, probabilities):
             out.write(f"{number}\t{label}\t{probability:.6f}\n")
         counts["scored"] += len(batch)
@@ -149,8 +150,7 @@ def score(client: ServingClient, args: argparse.Namespace, out) -> Dict[str, int
                     counts["skipped"] += 1
                     print(f"[client] line {number} skipped: {reason}", file=sys.stderr)
                     continue
-                label, row = parsed
-                yield number, label, (row if args.signature == "raw" else rows.to_example(label, row))
+                yield number, *parsed
         items = parsed_rows()
     for item in items:
         batch.append(item)

@@ -123,5 +123,6 @@ def to_examples(parsed: Sequence[Tuple[int, Row]]) -> List[bytes]:
 
 
 def to_example(label: int, row: Row) -> bytes:
-    """Serialized `tf.Example` of one parsed row."""
+    """Serialized `tf.Example` of one parsed row. A call builds 40 Arrow columns (milliseconds): encode
+    many rows with one `to_examples` call."""
     return to_examples([(label, row)])[0]
