@@ -195,9 +195,20 @@ def test_client_cli_scores_a_tsv_and_reports_malformed_rows(server, generated_ts
         assert "scored 40 rows, skipped 1 malformed" in proc.stderr and "line 41 skipped" in proc.stderr
         scores = [line.split("\t") for line in out.read_text().splitlines()]
         assert len(scores) == 40 and all(0.0 < float(p) < 1.0 for _, _, p in scores)
-    raw, examples = ([float(r.split("\t")[2]) for r in (tmp_path / f"scores_{s}.tsv").read_text().splitlines()]
-                     for s in ("raw", "examples"))
-    np.testing.assert_allclose(raw, examples, rtol=1e-5)
+    records = tmp_path / "rows.tfrecord.gz"  # the same 40 rows as TFRecords of serialized tf.Examples
+    with tf.io.TFRecordWriter(str(records), options="GZIP") as writer:
+        for example in rows.to_examples([rows.parse_row(line, "\t") for line in lines]):
+            writer.write(example)
+    proc = subprocess.run([sys.executable, "-m", "serving.client", "--url", url, "--input", str(records),
+                           "--format", "tfrecord", "--batch-size", "16",
+                           "--output", str(tmp_path / "scores_tfrecord.tsv")],
+                          cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "scored 40 rows, skipped 0 malformed" in proc.stderr, proc.stderr[-2000:]
+    raw, examples, tfrecord = ([r.split("\t") for r in (tmp_path / f"scores_{s}.tsv").read_text().splitlines()]
+                               for s in ("raw", "examples", "tfrecord"))
+    assert [r[1] for r in tfrecord] == [r[1] for r in examples]  # labels read back from the records
+    np.testing.assert_allclose([float(r[2]) for r in raw], [float(r[2]) for r in examples], rtol=1e-5)
+    np.testing.assert_allclose([float(r[2]) for r in tfrecord], [float(r[2]) for r in examples], rtol=1e-5)
 
 
 def test_client_reports_a_server_error(server, tmp_path):
