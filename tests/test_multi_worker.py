@@ -86,6 +86,6 @@ def test_chief_and_worker_train_in_step_and_only_the_chief_exports(demo_run, tmp
     assert not [p for p in written if p.startswith("resume/")], written  # finished: nothing left to resume
     serve = tf.saved_model.load(os.path.join(work, "serving")).signatures["serving_default"]
     label, row = rows.parse_row("\t".join(["1", "4", "", "3"] + ["2"] * 10 + ["68fd1e64"] * 26), "\t")
-    probabilities = serve(examples=tf.constant([rows.to_example(label, row), rows.to_example(label, {})]))
+    probabilities = serve(examples=tf.constant(rows.to_examples([(label, row), (label, {})])))
     values = probabilities["probabilities"].numpy()
     assert values.shape == (2,) and np.all((values > 0) & (values < 1))

@@ -51,7 +51,7 @@ def test_pushed_model_scores_a_serialized_example(demo_run):
     serve = model.signatures["serving_default"]
     line = "\t".join(["0", "1", "", "3"] + ["2"] * 10 + ["68fd1e64", "never-seen-token"] + [""] * 24)
     label, row = rows.parse_row(line, "\t")
-    examples = tf.constant([rows.to_example(label, row), rows.to_example(label, {})])
+    examples = tf.constant(rows.to_examples([(label, row), (label, {})]))
     probabilities = serve(examples=examples)["probabilities"].numpy()
     assert probabilities.shape == (2,)
     assert ((probabilities > 0) & (probabilities < 1)).all()

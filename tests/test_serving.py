@@ -61,7 +61,7 @@ def _http(url, method="GET", body=None):
 
 
 def _examples(raw_rows):
-    return [rows.to_example(0, row) for row in raw_rows]
+    return rows.to_examples([(0, row) for row in raw_rows])
 
 
 def _in_process(base_path, signature, **inputs):

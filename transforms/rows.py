@@ -105,7 +105,7 @@ def _list_column(values: List[object], value_type: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), flat.drop_null(), mask=pc.invert(present))
 
 
-def to_record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
+def _record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
     """Parsed rows as one Arrow record batch: a list column per feature, null where missing."""
     columns = [_list_column([label for label, _ in parsed], pa.int64())]
     columns += [_list_column([row.get(name) for _, row in parsed], pa.int64()) for name in features.NUMERIC_FEATURES]
@@ -119,10 +119,4 @@ def to_examples(parsed: Sequence[Tuple[int, Row]]) -> List[bytes]:
     """Serialized `tf.Example`s of parsed rows, encoded a batch at a time by tfx-bsl (C++)."""
     if not parsed:
         return []
-    return example_coder.RecordBatchToExamplesEncoder().encode(to_record_batch(parsed))
-
-
-def to_example(label: int, row: Row) -> bytes:
-    """Serialized `tf.Example` of one parsed row. A call builds 40 Arrow columns (milliseconds): encode
-    many rows with one `to_examples` call."""
-    return to_examples([(label, row)])[0]
+    return example_coder.RecordBatchToExamplesEncoder().encode(_record_batch(parsed))
