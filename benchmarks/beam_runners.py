@@ -15,11 +15,11 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from typing import Dict, List
 
+from benchmarks import common
 from ingestion import convert
-from pipeline import inputs, local_runner, pipeline as pipeline_lib, portable_beam, results
+from pipeline import inputs, pipeline as pipeline_lib, portable_beam
 from settings import configs
 
 STEPS = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform")
@@ -29,12 +29,7 @@ def run_steps(raw_path: str, output_root: str, beam_args: List[str]) -> Dict[str
     config = configs.PipelineConfig(output_root=output_root, beam_pipeline_args=beam_args)
     os.makedirs(os.path.dirname(config.raw_data_path), exist_ok=True)
     shutil.copy(raw_path, config.raw_data_path)
-    start = time.time()
-    inputs.ingest(config)
-    seconds = {"ingestion": time.time() - start}
-    local_runner.run(config, create=pipeline_lib.create_data_pipeline)
-    seconds.update({name: s for name, (s, _) in results.component_seconds(config.metadata_path).items()})
-    return seconds
+    return common.stage_seconds(config, create=pipeline_lib.create_data_pipeline)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import common, trainer_speed
-from pipeline import inputs, local_runner, results
+from pipeline import inputs
 from settings import configs, flags, object_storage
 from transforms import features, splits
 
@@ -76,12 +76,7 @@ def run_pipeline(rows: int, output_root: str, beam_args: List[str], epochs: int)
     start = time.perf_counter()
     pandas_preprocess(config.raw_data_path, os.path.join(output_root, "pandas"), config.transform.min_category_count)
     pandas_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    inputs.ingest(config)
-    seconds = {"ingestion": time.perf_counter() - start}
-    local_runner.run(config)
-    seconds.update({name: s for name, (s, _) in results.component_seconds(config.metadata_path).items()})
-    return seconds, pandas_seconds
+    return common.stage_seconds(config), pandas_seconds
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # pylint: disable=unused-import  (defines the flag)
 
+from pipeline import transform_scratch
+
 BYTE_SIZE_BATCHING_FLAG = "tfxio_use_byte_size_batching"
 
 
@@ -51,8 +53,8 @@ class StatisticsGenExecutor(_ByteSizeBatching, statistics_gen_executor.Executor)
     pass
 
 
-class TransformExecutor(_ByteSizeBatching, transform_executor.Executor):
-    pass
+class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, transform_executor.Executor):
+    """Also keeps its scratch files on local disk for an object-store root under the DirectRunner."""
 
 
 class StatisticsGen(tfx.components.StatisticsGen):

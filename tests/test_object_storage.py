@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import boto3
@@ -38,7 +39,7 @@ def s3_env(tmp_path_factory):
         client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                               aws_access_key_id="test-key", aws_secret_access_key=SECRET)
         client.create_bucket(Bucket=BUCKET)
-        yield env, client
+        yield env, client, log_path
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -65,7 +66,7 @@ def _run(command, env, timeout=900):
 
 
 def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions(s3_env, generated_tsv, tmp_path):
-    env, client = s3_env
+    env, client, requests_log = s3_env
     env = dict(env, HOME=str(tmp_path))  # the local runner's ML Metadata goes under ~/.rankloss-tfx/metadata
     root = f"s3://{BUCKET}/run"
     raw_path, report = generated_tsv
@@ -82,6 +83,7 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
                     r"run/tfx/rankloss-tfx/Evaluator/evaluation/", r"run/serving/rankloss-tfx/\d+/saved_model\.pb$"):
         assert any(re.search(pattern, key) for key in keys), pattern
     assert not any(".staging-" in key for key in keys)
+    assert "/.temp_path/" not in open(requests_log).read()  # Transform's scratch files stayed local
     counts = json.loads(client.get_object(Bucket=BUCKET, Key="run/tfrecords/counts.json")["Body"].read())
     assert sum(split["written"] for split in counts["splits"].values()) == report["rows"]
     store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -115,6 +117,30 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
             time.sleep(0.5)
         assert states.get(newer) == "AVAILABLE", states
     assert SECRET not in open(tmp_path / "server.log").read()
+
+
+@pytest.mark.parametrize("output, beam_args, local", [
+    ("s3://b/Transform/transform_graph/5", [], True),
+    ("gs://b/Transform/transform_graph/5", ["--direct_running_mode=multi_processing"], True),
+    ("s3://b/Transform/transform_graph/5", ["--runner=PortableRunner", "--job_endpoint=localhost:1"], False),
+    ("gs://b/Transform/transform_graph/5", ["--runner=DataflowRunner"], False),
+    ("/tmp/root/Transform/transform_graph/5", [], False)])
+def test_transform_scratch_is_local_for_an_object_store_root_under_the_direct_runner(output, beam_args, local):
+    from tfx.components.transform import executor as transform_executor  # pylint: disable=import-outside-toplevel
+    from pipeline import transform_scratch  # pylint: disable=import-outside-toplevel
+
+    def tfx_temp_path():  # as TFX's Transform executor names it
+        return os.path.join(output, transform_executor._TEMP_DIR_IN_TRANSFORM_OUTPUT)  # pylint: disable=protected-access
+
+    with pytest.raises(RuntimeError, match="failed"):
+        with transform_scratch.local_scratch(output, beam_args):
+            scratch = tfx_temp_path()
+            if local:
+                assert os.path.dirname(scratch) == tempfile.gettempdir() and os.path.isdir(scratch)
+            else:
+                assert scratch == output + "/.temp_path"
+            raise RuntimeError("the transform failed")
+    assert not os.path.exists(scratch) and tfx_temp_path() == output + "/.temp_path"
 
 
 def test_one_endpoint_and_region_configure_boto3_and_tensorflow_io():
