@@ -33,7 +33,10 @@ SMALL_MODEL = ["--dnn-units", "32,32", "--embedding-dim", "4", "--epochs", "3", 
 
 
 def project_env(**extra):
+    """The environment of a process a test starts. Without pytest's PYTEST_CURRENT_TEST: it holds the test's
+    id, parameters included, and one environment string over 128 KiB makes the start fail (E2BIG)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PYTEST_CURRENT_TEST", None)
     env.update(extra)
     return env
 

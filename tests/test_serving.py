@@ -127,7 +127,7 @@ def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
     ("rankloss:predict", b'{"signature_name": "serving_raw", "inputs": {"I5": [-Infinity]}}', 400, "I5 must be finite"),
     ("rankloss:predict", b'{"signature_name": "serving_raw", "instances": [{"I1": 1e400}]}', 400, "I1 must be finite"),
     ("rankloss:classify", json.dumps({"instances": [{"b64": ""}]}).encode(), 400, "use :predict"),
-])
+], ids=lambda value: value[:60].decode(errors="replace") + "..." if isinstance(value, bytes) and len(value) > 60 else None)
 def test_bad_requests_get_4xx_naming_the_problem_and_the_server_keeps_serving(server, path, body, status, message):
     url, _ = server
     got_status, answer = _http(f"{url}/v1/models/{path}", "POST", body)

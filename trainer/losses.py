@@ -56,7 +56,8 @@ def list_cross_entropy(labels: tf.Tensor, log_scores: tf.Tensor, beta_pos: float
     """-1/N+ Σ_i∈P log(s_i / Σ_k w_k s_k) with log s given, w_k = β_pos for positives (Eq. 3, 5).
 
     s = exp(z) is ListNet (Combined-List), s = σ(z) is RCR's ListCE. As in the authors' code,
-    positives' terms in the denominator carry β_pos. 0 when the batch has no positive.
+    positives' terms in the denominator carry β_pos, so for β_pos < 1 a term can be as low as
+    log β_pos < 0 (one positive that outscores every negative). 0 when the batch has no positive.
     """
     positive = labels > 0.5
     log_denominator = tf.reduce_logsumexp(log_scores + tf.math.log(positive_weights(labels, beta_pos)))
