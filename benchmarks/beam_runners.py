@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from typing import Dict, List
 
-from benchmarks import common
+from benchmarks import stages
 from ingestion import convert
 from pipeline import inputs, pipeline as pipeline_lib, portable_beam
 from settings import configs
@@ -29,7 +29,7 @@ def run_steps(raw_path: str, output_root: str, beam_args: List[str]) -> Dict[str
     config = configs.PipelineConfig(output_root=output_root, beam_pipeline_args=beam_args)
     os.makedirs(os.path.dirname(config.raw_data_path), exist_ok=True)
     shutil.copy(raw_path, config.raw_data_path)
-    return common.stage_seconds(config, create=pipeline_lib.create_data_pipeline)
+    return stages.stage_seconds(config, create=pipeline_lib.create_data_pipeline)
 
 
 def main() -> None:

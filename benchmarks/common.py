@@ -1,5 +1,4 @@
-"""Shared pieces of the benchmarks: the reference DCN V2 on synthetic in-memory batches, timing, and
-the pipeline's stages timed on the local runner.
+"""Shared pieces of the benchmarks: the reference DCN V2 on synthetic in-memory batches, and timing.
 
 The benchmarks time compiled train steps on in-memory tensors, so they measure the model and the
 loss, not the input pipeline. Side by side means round-robin: every variant runs one timed block
@@ -9,13 +8,11 @@ drift of a noisy machine cancels pair by pair.
 import os
 import statistics
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from pipeline import inputs, local_runner, pipeline as pipeline_lib, results
-from settings import configs
 from transforms import features
 
 # 26 tables of 85k rows: embeddings are ~95 % of the reference model's parameters, as in the
@@ -96,15 +93,3 @@ def machine_line() -> str:
     except (OSError, StopIteration):
         pass
     return f"machine: {cpus} CPUs{flags}; TensorFlow {tf.__version__}"
-
-
-def stage_seconds(config: configs.PipelineConfig,
-                  create: Callable[..., Any] = pipeline_lib.create_pipeline) -> Dict[str, float]:
-    """Ingests `config`'s raw logs, then runs the DAG `create(config)` builds on the local runner:
-    seconds per stage, ingestion first, each component's from ML Metadata (its start-up included)."""
-    start = time.perf_counter()
-    inputs.ingest(config)
-    seconds = {"ingestion": time.perf_counter() - start}
-    local_runner.run(config, create=create)
-    seconds.update({name: s for name, (s, _) in results.component_seconds(config.metadata_path).items()})
-    return seconds

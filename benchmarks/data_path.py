@@ -25,7 +25,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from benchmarks import common, trainer_speed
+from benchmarks import common, stages, trainer_speed
 from pipeline import inputs
 from settings import configs, flags, object_storage
 from transforms import features, splits
@@ -76,7 +76,7 @@ def run_pipeline(rows: int, output_root: str, beam_args: List[str], epochs: int)
     start = time.perf_counter()
     pandas_preprocess(config.raw_data_path, os.path.join(output_root, "pandas"), config.transform.min_category_count)
     pandas_seconds = time.perf_counter() - start
-    return common.stage_seconds(config), pandas_seconds
+    return stages.stage_seconds(config), pandas_seconds
 
 
 def main() -> None:
