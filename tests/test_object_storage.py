@@ -1,6 +1,7 @@
 """The pipeline's flow on object storage: an S3-compatible server (moto) on loopback holds the raw logs,
 the TFRecords, the pipeline root and the pushed models; the model server polls its versions there.
 On a GCS emulator, what Beam alone does: ingestion."""
+import contextlib
 import json
 import os
 import re
@@ -26,25 +27,31 @@ GCS_BUCKET = "rankloss-gcs-test"
 SECRET = "s3-secret-that-must-not-be-logged"
 
 
+@contextlib.contextmanager
+def _server_on_loopback(module_and_args, port, log_path):
+    """`python -m <module> <args>`, its output in `log_path`, from when it listens on `port` to the block's end."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", *module_and_args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        portable_beam.wait_for_port(port, server, str(log_path), timeout=60)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory):
     """A moto S3 server on loopback with one bucket; the environment that points boto3 and TensorFlow at it."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-    try:
-        portable_beam.wait_for_port(port, server, str(log_path), timeout=60)
+    with _server_on_loopback(["moto.server", "-H", "127.0.0.1", "-p", str(port)], port, log_path):
         env = project_env(AWS_ACCESS_KEY_ID="test-key", AWS_SECRET_ACCESS_KEY=SECRET, AWS_REGION="us-east-1",
                           AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
         client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                               aws_access_key_id="test-key", aws_secret_access_key=SECRET)
         client.create_bucket(Bucket=BUCKET)
         yield env, client, log_path
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _keys(client, prefix):
@@ -154,19 +161,12 @@ def gcs_env(tmp_path_factory):
 
     port = free_port()
     log_path = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                                   "--port", str(port), "--in-memory", "--default-bucket", GCS_BUCKET],
-                                  stdout=log, stderr=subprocess.STDOUT)
-    try:
-        portable_beam.wait_for_port(port, server, str(log_path), timeout=60)
+    with _server_on_loopback(["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
+                              "--in-memory", "--default-bucket", GCS_BUCKET], port, log_path):
         endpoint = f"http://127.0.0.1:{port}"
         client = storage.Client(project="test", credentials=AnonymousCredentials(),
                                 client_options={"api_endpoint": endpoint})
         yield project_env(STORAGE_EMULATOR_HOST=endpoint), client.bucket(GCS_BUCKET)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _examples_in(paths):
