@@ -25,7 +25,7 @@ from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # pylint: disable=unused-import  (defines the flag)
 
-from pipeline import transform_scratch
+from pipeline import materialize, transform_scratch
 
 BYTE_SIZE_BATCHING_FLAG = "tfxio_use_byte_size_batching"
 
@@ -53,8 +53,10 @@ class StatisticsGenExecutor(_ByteSizeBatching, statistics_gen_executor.Executor)
     pass
 
 
-class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, transform_executor.Executor):
-    """Also keeps its scratch files on local disk for an object-store root under the DirectRunner."""
+class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, materialize.WritesFileAtATime,
+                        transform_executor.Executor):
+    """Also keeps its scratch files on local disk for an object-store root under the DirectRunner, and
+    writes the transformed examples a file at a time (pipeline/materialize.py)."""
 
 
 class StatisticsGen(tfx.components.StatisticsGen):

@@ -47,6 +47,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def read_examples(path_pattern: str):
+    """The `tf.Example`s of the gzipped TFRecord files `path_pattern` matches, files in name order."""
+    import glob  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    files = sorted(glob.glob(path_pattern))
+    assert files, path_pattern
+    return [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+            .as_numpy_iterator()]
+
+
+def _feature_values(example):
+    values = {}
+    for key, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values[key] = list(getattr(feature, kind).value) if kind else []
+    return values
+
+
+def assert_same_examples(ours, theirs):
+    """Same examples in the same order; floats to 1e-6 (TF's vectorised log1p may differ in the last
+    bit with the batch boundaries), everything else exactly."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        a, b = _feature_values(a), _feature_values(b)
+        assert a.keys() == b.keys()
+        for key in a:
+            if a[key] and isinstance(a[key][0], float):
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-6, err_msg=key)
+            else:
+                assert a[key] == b[key], key
+
+
 @contextlib.contextmanager
 def running_server(models, log_path, *flags, env=None):
     """The server CLI on loopback over `models` ({name: base path}), its output in `log_path`; yields its URL."""

@@ -12,9 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
-
 from pipeline import portable_beam
+from tests.conftest import assert_same_examples, read_examples
 from transforms.splits import SPLITS
 
 
@@ -23,35 +22,6 @@ def portable_beam_args(tmp_path_factory):
     """A local job service and an external worker pool; the Beam arguments that use them."""
     with portable_beam.local_services(str(tmp_path_factory.mktemp("beam_services"))) as args:
         yield args
-
-
-def _examples(path_pattern: str):
-    files = sorted(glob.glob(path_pattern))
-    assert files, path_pattern
-    return [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
-            .as_numpy_iterator()]
-
-
-def _feature_values(example):
-    values = {}
-    for key, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        values[key] = list(getattr(feature, kind).value) if kind else []
-    return values
-
-
-def _assert_same_examples(ours, theirs):
-    """Same examples in the same order; floats to 1e-6 (TF's vectorised log1p may differ in the last
-    bit with the batch boundaries), everything else exactly."""
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        a, b = _feature_values(a), _feature_values(b)
-        assert a.keys() == b.keys()
-        for key in a:
-            if a[key] and isinstance(a[key][0], float):
-                np.testing.assert_allclose(a[key], b[key], rtol=1e-6, err_msg=key)
-            else:
-                assert a[key] == b[key], key
 
 
 def _exact_statistics(feature) -> bytes:
@@ -108,9 +78,9 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
                 np.testing.assert_allclose([a.num_stats.mean, a.num_stats.std_dev],
                                            [b.num_stats.mean, b.num_stats.std_dev], rtol=1e-9)
 
-        _assert_same_examples(
-            _examples(os.path.join(artifact(portable, "Transform", "transformed_examples"), f"Split-{split}", "*")),
-            _examples(os.path.join(artifact(in_memory, "Transform", "transformed_examples"), f"Split-{split}", "*")))
+        assert_same_examples(
+            read_examples(os.path.join(artifact(portable, "Transform", "transformed_examples"), f"Split-{split}", "*")),
+            read_examples(os.path.join(artifact(in_memory, "Transform", "transformed_examples"), f"Split-{split}", "*")))
 
     ours, theirs = (os.path.join(artifact(c, "Transform", "transform_graph"), "transform_fn", "assets")
                     for c in (portable, in_memory))

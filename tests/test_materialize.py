@@ -1,0 +1,141 @@
+"""Transform writing its examples a file at a time: the same examples, vocabularies and artifact as TFX's executor."""
+import filecmp
+import glob
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+from tfx.components.transform import executor as tfx_transform
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+
+from ingestion import convert
+from pipeline import large_batches, materialize
+from tests.conftest import assert_same_examples, read_examples
+from transforms.schema import SCHEMA_PATH
+from transforms.splits import SPLITS
+
+TRAIN_FILES = 2
+
+
+def _examples_artifact(uri, payload=example_gen_pb2.FORMAT_TF_EXAMPLE, file_format="tfrecords_gzip"):
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = json.dumps(list(SPLITS))
+    examples_utils.set_payload_format(examples, payload)
+    examples_utils.set_file_format(examples, file_format)
+    return examples
+
+
+@pytest.fixture(scope="module")
+def ingested(generated_tsv, tmp_path_factory):
+    """The 500 generated rows ingested, the train split re-written as two files; and the schema folder."""
+    root = tmp_path_factory.mktemp("materialize")
+    examples = str(root / "examples")
+    convert.run([generated_tsv[0]], examples)
+    train_dir = os.path.join(examples, "Split-train")
+    (source,) = glob.glob(os.path.join(train_dir, "*"))
+    records = list(tf.data.TFRecordDataset(source, compression_type="GZIP").as_numpy_iterator())
+    os.remove(source)
+    for i in range(TRAIN_FILES):
+        path = os.path.join(train_dir, f"data_tfrecord-{i:05d}-of-{TRAIN_FILES:05d}.gz")
+        with tf.io.TFRecordWriter(path, "GZIP") as writer:
+            for record in records[i::TRAIN_FILES]:
+                writer.write(record)
+    schema_dir = root / "schema"
+    schema_dir.mkdir()
+    shutil.copy(SCHEMA_PATH, schema_dir)
+    return examples, str(schema_dir)
+
+
+def _run(executor_class, ingested, out_dir):
+    examples, schema_dir = ingested
+    schema = standard_artifacts.Schema()
+    schema.uri = schema_dir
+    graph, transformed = standard_artifacts.TransformGraph(), standard_artifacts.Examples()
+    graph.uri, transformed.uri = os.path.join(out_dir, "graph"), os.path.join(out_dir, "examples")
+    exec_properties = {
+        "preprocessing_fn": "transforms.preprocessing.preprocessing_fn",
+        "custom_config": json.dumps({"min_category_count": 2, "num_oov_buckets": 1}),
+        "splits_config": json.dumps({"analyze": ["train"], "transform": list(SPLITS)}),
+        "disable_statistics": 1, "force_tf_compat_v1": 0}
+    executor_class().Do({"examples": [_examples_artifact(examples)], "schema": [schema]},
+                        {"transform_graph": [graph], "transformed_examples": [transformed]}, exec_properties)
+    return graph, transformed
+
+
+def _split_files(transformed, split):
+    return sorted(os.path.basename(f) for f in glob.glob(os.path.join(transformed.uri, f"Split-{split}", "*")))
+
+
+def _row_key(example):
+    """Sorts rows by their values, floats rounded (a float may differ in its last bit, see assert_same_examples)."""
+    return sorted((key, tuple(round(v, 4) for v in getattr(feature, feature.WhichOneof("kind")).value))
+                  for key, feature in example.features.feature.items())
+
+
+def _split_examples(transformed, split):
+    return read_examples(os.path.join(transformed.uri, f"Split-{split}", "*"))
+
+
+@pytest.fixture(scope="module")
+def ours(ingested, tmp_path_factory):
+    return _run(large_batches.TransformExecutor, ingested, str(tmp_path_factory.mktemp("ours")))
+
+
+def test_file_at_a_time_writes_the_examples_vocabularies_and_artifact_tfx_writes(ingested, ours, tmp_path):
+    ours_graph, ours_examples = ours
+    tfx_graph, tfx_examples = _run(tfx_transform.Executor, ingested, str(tmp_path / "tfx"))
+    assert ours_examples.split_names == tfx_examples.split_names == json.dumps(list(SPLITS))
+    assert ours_examples.mlmd_artifact.custom_properties == tfx_examples.mlmd_artifact.custom_properties
+    for split in SPLITS:
+        count = TRAIN_FILES if split == "train" else 1
+        assert _split_files(ours_examples, split) == [materialize.output_name(i, count) for i in range(count)]
+        # TFX's Beam job orders the rows of several files its own way: compare them sorted.
+        examples, expected = sorted(_split_examples(ours_examples, split), key=_row_key), sorted(
+            _split_examples(tfx_examples, split), key=_row_key)
+        assert len(examples) > 0
+        assert_same_examples(examples, expected)
+    assets = lambda g: os.path.join(g.uri, "transform_fn", "assets")  # noqa: E731
+    comparison = filecmp.dircmp(assets(ours_graph), assets(tfx_graph))
+    assert comparison.left_list == comparison.right_list and len(comparison.left_list) == 26
+    assert not comparison.diff_files
+
+
+def test_an_output_file_holds_its_input_files_rows_in_order_whatever_the_batch(ingested, ours, tmp_path):
+    graph, transformed = ours
+    source = sorted(glob.glob(os.path.join(ingested[0], "Split-train", "*")))[1]
+    destination = str(tmp_path / "out" / "again.gz")
+    rows = materialize.FileTransformer(graph.uri, batch_rows=7)(source, destination)
+    raw = list(tf.data.TFRecordDataset(source, compression_type="GZIP").as_numpy_iterator())
+    written = [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(destination, compression_type="GZIP")
+               .as_numpy_iterator()]
+    assert rows == len(raw) == len(written)
+    labels = lambda examples: [e.features.feature["label"].int64_list.value[0] for e in examples]  # noqa: E731
+    assert labels(written) == labels(map(tf.train.Example.FromString, raw))
+    assert_same_examples(written, read_examples(
+        os.path.join(transformed.uri, "Split-train", materialize.output_name(1, TRAIN_FILES))))
+
+
+def test_a_split_without_files_is_named_before_any_analysis(ingested, tmp_path):
+    examples, schema_dir = ingested
+    empty = tmp_path / "examples"
+    shutil.copytree(examples, empty)
+    for path in glob.glob(str(empty / "Split-eval" / "*")):
+        os.remove(path)
+    with pytest.raises(FileNotFoundError, match=r"split 'eval' has no files matching .*Split-eval"):
+        _run(large_batches.TransformExecutor, (str(empty), schema_dir), str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out" / "graph")
+
+
+@pytest.mark.parametrize("payload, file_format, expected", [
+    (example_gen_pb2.FORMAT_TF_EXAMPLE, "tfrecords_gzip", True),
+    (example_gen_pb2.FORMAT_TF_EXAMPLE, "parquet", False),
+    (example_gen_pb2.FORMAT_TF_SEQUENCE_EXAMPLE, "tfrecords_gzip", False),
+])
+def test_only_gzipped_tf_examples_take_the_file_path(payload, file_format, expected):
+    artifact = _examples_artifact("/unused", payload, file_format)
+    assert materialize.gzipped_tf_examples([artifact]) is expected
