@@ -25,6 +25,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from ingestion import record_batches
 from settings import flags, object_storage
 from transforms import rows, splits
 
@@ -147,10 +148,9 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
     for split in splits.SPLITS:
         (parsed.good
          | f"Select-{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
-         | f"Examples-{split}" >> beam.FlatMap(lambda kv: kv[1])
-         | f"Write-{split}" >> beam.io.WriteToTFRecord(
-             os.path.join(output_dir, splits.split_dir_name(split), "data"), file_name_suffix=".tfrecord.gz",
-             compression_type=CompressionTypes.GZIP))
+         | f"Examples-{split}" >> beam.Values()
+         | f"Write-{split}" >> record_batches.WriteRecordBatches(
+             os.path.join(output_dir, splits.split_dir_name(split), "data"), file_name_suffix=".tfrecord.gz"))
     (parsed[_DEAD]
      | "DeadValues" >> beam.Values()
      | "WriteDead" >> beam.io.WriteToText(

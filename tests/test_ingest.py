@@ -4,8 +4,10 @@ import gzip
 import json
 import os
 
+import apache_beam as beam
 import pytest
 import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
 from tfx_bsl.coders import example_coder
 
 from ingestion import convert
@@ -188,3 +190,21 @@ def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_
 def test_missing_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         convert.run([str(tmp_path / "nothing_here*.tsv")], str(tmp_path / "out"))
+
+
+def test_record_batches_are_written_as_gzipped_tfrecords_in_their_order(tmp_path):
+    from ingestion import record_batches  # pylint: disable=import-outside-toplevel
+
+    batches = [[b"a", b"", b"b" * 70_000], [], [bytes(range(256)) * 3]]
+    with beam.Pipeline() as pipeline:
+        _ = (pipeline | beam.Create(batches, reshuffle=False)
+             | record_batches.WriteRecordBatches(str(tmp_path / "data"), ".tfrecord.gz"))
+    [path] = glob.glob(str(tmp_path / "data-*-of-*.tfrecord.gz"))
+    expected = [record for batch in batches for record in batch]
+    # TensorFlow's reader and Beam's (which checks every CRC) read the same records back, in order.
+    assert list(tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator()) == expected
+    with beam.Pipeline() as pipeline:
+        read = pipeline | beam.io.ReadFromTFRecord(path) | beam.combiners.ToList()
+        assert_that(read, equal_to([expected]))
+    with gzip.open(path) as f:
+        assert f.read() == record_batches.tfrecord_frames(expected)
