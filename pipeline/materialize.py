@@ -20,15 +20,21 @@ output) and then this step, when every input artifact holds gzipped `tf.Example`
 ImportExampleGen writes); anything else goes through TFX's own materialization.
 """
 import os
-from typing import Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import apache_beam as beam
+import tensorflow as tf
+import tensorflow_transform as tft
 from absl import logging
+from tensorflow_transform import impl_helper
 from tfx.components.transform import executor_utils
 from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as specs
+from tfx_bsl.coders import example_coder
+
+from settings import object_storage
 
 BATCH_ROWS = 8_192
 GZIP_LEVEL = 1
@@ -41,13 +47,6 @@ class FileTransformer:
     """Transforms gzipped TFRecord files of raw `tf.Example`s with a Transform output's graph."""
 
     def __init__(self, transform_graph_dir: str, batch_rows: int = BATCH_ROWS):
-        # pylint: disable=import-outside-toplevel  (a Beam worker builds this in `setup`)
-        import tensorflow as tf
-        import tensorflow_transform as tft
-        from tensorflow_transform import impl_helper
-        from tfx_bsl.coders import example_coder
-
-        self._tf = tf
         output = tft.TFTransformOutput(transform_graph_dir)
         raw_spec = output.raw_feature_spec()
 
@@ -63,7 +62,6 @@ class FileTransformer:
 
     def __call__(self, source: str, destination: str) -> int:
         """Writes `source`'s rows, transformed, to `destination`; returns the rows written."""
-        tf = self._tf
         batches = (tf.data.TFRecordDataset(source, compression_type="GZIP")
                    .batch(self._batch_rows).map(self._transform).prefetch(2))
         rows_read = rows_written = 0
@@ -88,7 +86,6 @@ class TransformFiles(beam.DoFn):
         self._transformer = None
 
     def setup(self):
-        from settings import object_storage  # pylint: disable=import-outside-toplevel
         object_storage.enable_tensorflow_s3([self._graph_dir])
         self._transformer = FileTransformer(self._graph_dir)
 
@@ -113,7 +110,7 @@ def file_jobs(sources_by_split: Sequence[Tuple[str, List[str]]], output_split_ur
     return jobs
 
 
-def transform_files(pipeline: beam.Pipeline, transform_graph_dir: str, jobs: Sequence[FileJob]) -> dict:
+def transform_files(pipeline: beam.Pipeline, transform_graph_dir: str, jobs: Sequence[FileJob]) -> Dict[str, int]:
     """Runs `jobs` on `pipeline` (one Beam element per file); {split: rows written} from Beam's metrics."""
     _ = (pipeline
          | "TransformFiles" >> beam.Create(list(jobs))

@@ -21,10 +21,14 @@ from typing import Dict, Iterator, List, Optional
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> List[int]:
+    """`count` distinct loopback ports that are free now: all are bound at once, so none repeats
+    (two calls in a row can return the same port once the first socket is closed)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log_path: str, timeout: float) -> None:
@@ -52,7 +56,7 @@ def local_services(log_dir: Optional[str] = None, timeout: float = 60) -> Iterat
     """Starts a job service and a worker pool on free loopback ports; yields the Beam arguments."""
     log_dir = log_dir or tempfile.mkdtemp(prefix="beam_services_")
     os.makedirs(log_dir, exist_ok=True)
-    job_port, pool_port = free_port(), free_port()
+    job_port, pool_port = free_ports(2)
     commands = {"job": ["apache_beam.runners.portability.local_job_service_main", "--port", str(job_port)],
                 "pool": ["apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)]}
     processes = {}

@@ -8,7 +8,6 @@ if ROOT not in sys.path:
 
 import settings  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TensorFlow loads)
 import contextlib  # pylint: disable=g-import-not-at-top
-import socket  # pylint: disable=g-import-not-at-top
 import subprocess  # pylint: disable=g-import-not-at-top
 import time  # pylint: disable=g-import-not-at-top
 
@@ -42,9 +41,9 @@ def project_env(**extra):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from pipeline import portable_beam  # pylint: disable=import-outside-toplevel
+
+    return portable_beam.free_ports(1)[0]
 
 
 def read_examples(path_pattern: str):
