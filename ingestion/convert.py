@@ -195,9 +195,14 @@ def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
     return counts
 
 
-def read_counts(output_dir: str) -> Dict:
-    with FileSystems.open(os.path.join(output_dir, COUNTS_FILE)) as f:
+def read_json(path: str) -> Dict:
+    """A JSON file at any path Beam's file systems open (local, gs://, s3://)."""
+    with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
+
+
+def read_counts(output_dir: str) -> Dict:
+    return read_json(os.path.join(output_dir, COUNTS_FILE))
 
 
 def format_counts(counts: Dict) -> str:

@@ -22,7 +22,7 @@ def prepare_data(config: configs.PipelineConfig) -> Dict:
     wanted = {"rows": config.data.num_rows, "seed": config.data.seed, "target_ctr": config.data.ctr,
               "max_cardinality": config.data.max_cardinality}
     if FileSystems.exists(meta_path):
-        report = _read_json(meta_path)
+        report = convert.read_json(meta_path)
         if {k: report.get(k) for k in wanted} == wanted and FileSystems.exists(config.raw_data_path):
             print(f"  reusing {config.raw_data_path} ({report['rows']} rows)")
             return report
@@ -43,7 +43,7 @@ def _source_stamp(config: configs.PipelineConfig, source_path: str) -> Dict:
 
 def _ingested_stamp(config: configs.PipelineConfig) -> Optional[Dict]:
     stamp_path = os.path.join(config.tfrecord_root, STAMP_FILE)
-    return _read_json(stamp_path) if FileSystems.exists(stamp_path) else None
+    return convert.read_json(stamp_path) if FileSystems.exists(stamp_path) else None
 
 
 def is_ingested(config: configs.PipelineConfig, source: Optional[str] = None) -> bool:
@@ -64,7 +64,3 @@ def ingest(config: configs.PipelineConfig, source: Optional[str] = None, file_fo
         f.write(json.dumps(stamp).encode("utf-8"))
     return counts
 
-
-def _read_json(path: str) -> Dict:
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
