@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.io import filebasedsink, tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 
-GZIP_LEVEL = 1
+GZIP_LEVEL = 1  # every intermediate gzip file the pipeline writes (Transform's output too)
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
 
 

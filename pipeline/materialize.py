@@ -34,10 +34,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as specs
 from tfx_bsl.coders import example_coder
 
+from ingestion import record_batches
 from settings import object_storage
 
 BATCH_ROWS = 8_192
-GZIP_LEVEL = 1
 OUTPUT_PREFIX = "transformed_examples"
 
 FileJob = Tuple[str, str, str]  # (split, source file, destination file)
@@ -65,7 +65,7 @@ class FileTransformer:
         batches = (tf.data.TFRecordDataset(source, compression_type="GZIP")
                    .batch(self._batch_rows).map(self._transform).prefetch(2))
         rows_read = rows_written = 0
-        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
+        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=record_batches.GZIP_LEVEL)
         tf.io.gfile.makedirs(os.path.dirname(destination))
         with tf.io.TFRecordWriter(destination, options) as writer:
             for rows, batch in batches:
