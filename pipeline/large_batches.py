@@ -13,6 +13,10 @@ of their `Do`. The outputs are the same rows, statistics and vocabularies; a flo
 differ in its last bits (269 of 8M values, at most 2 ulp, at 200k rows), as its vectorised kernel
 rounds by position within a batch, and TFX's default batch sizes already vary with Beam's timing.
 
+For gzipped `tf.Example` files (what ImportExampleGen writes) both executors now read a file per Beam
+element instead (pipeline/file_reads.py), in batches of the same 8,192 rows; the flag still sizes the
+batches of any other input.
+
 The components keep TFX's names (`StatisticsGen`, ...), hence their ids, outputs and ML Metadata.
 """
 import contextlib
@@ -25,7 +29,7 @@ from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # pylint: disable=unused-import  (defines the flag)
 
-from pipeline import materialize, transform_scratch
+from pipeline import file_reads, materialize, transform_scratch
 
 BYTE_SIZE_BATCHING_FLAG = "tfxio_use_byte_size_batching"
 
@@ -49,14 +53,15 @@ class _ByteSizeBatching:
             return super().Do(input_dict, output_dict, exec_properties)
 
 
-class StatisticsGenExecutor(_ByteSizeBatching, statistics_gen_executor.Executor):
-    pass
+class StatisticsGenExecutor(_ByteSizeBatching, file_reads.ReadsFileAtATime, statistics_gen_executor.Executor):
+    """Reads gzipped `tf.Example` files a file at a time (pipeline/file_reads.py)."""
 
 
 class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, materialize.WritesFileAtATime,
-                        transform_executor.Executor):
-    """Also keeps its scratch files on local disk for an object-store root under the DirectRunner, and
-    writes the transformed examples a file at a time (pipeline/materialize.py)."""
+                        file_reads.ReadsFileAtATime, transform_executor.Executor):
+    """Also keeps its scratch files on local disk for an object-store root under the DirectRunner, reads
+    gzipped `tf.Example` files for the analysis a file at a time (pipeline/file_reads.py), and writes the
+    transformed examples a file at a time (pipeline/materialize.py)."""
 
 
 class StatisticsGen(tfx.components.StatisticsGen):

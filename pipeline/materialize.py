@@ -35,9 +35,9 @@ from tfx.types import artifact_utils, standard_component_specs as specs
 from tfx_bsl.coders import example_coder
 
 from ingestion import record_batches
+from pipeline.file_reads import BATCH_ROWS
 from settings import object_storage
 
-BATCH_ROWS = 8_192
 OUTPUT_PREFIX = "transformed_examples"
 
 FileJob = Tuple[str, str, str]  # (split, source file, destination file)

@@ -8,6 +8,8 @@ if ROOT not in sys.path:
 
 import settings  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TensorFlow loads)
 import contextlib  # pylint: disable=g-import-not-at-top
+import glob  # pylint: disable=g-import-not-at-top
+import json  # pylint: disable=g-import-not-at-top
 import subprocess  # pylint: disable=g-import-not-at-top
 import time  # pylint: disable=g-import-not-at-top
 
@@ -25,6 +27,53 @@ def generated_tsv(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("gen") / "criteo.tsv")
     report = generate.generate(path, 500, ctr=0.256, seed=3)
     return path, report
+
+
+TRAIN_FILES = 2
+
+
+def examples_artifact(uri, payload=None, file_format="tfrecords_gzip"):
+    """An Examples artifact at `uri` holding our splits as `payload` (default `tf.Example`) in `file_format`."""
+    from tfx.components.util import examples_utils
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts
+
+    from transforms.splits import SPLITS
+
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = json.dumps(list(SPLITS))
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE if payload is None else payload)
+    examples_utils.set_file_format(examples, file_format)
+    return examples
+
+
+@pytest.fixture(scope="session")
+def ingested(generated_tsv, tmp_path_factory):
+    """The 500 generated rows ingested, the train split re-written as two files; and the schema folder."""
+    import shutil
+
+    import tensorflow as tf
+
+    from ingestion import convert
+    from transforms.schema import SCHEMA_PATH
+
+    root = tmp_path_factory.mktemp("ingested")
+    examples = str(root / "examples")
+    convert.run([generated_tsv[0]], examples)
+    train_dir = os.path.join(examples, "Split-train")
+    (source,) = glob.glob(os.path.join(train_dir, "*"))
+    records = list(tf.data.TFRecordDataset(source, compression_type="GZIP").as_numpy_iterator())
+    os.remove(source)
+    for i in range(TRAIN_FILES):
+        path = os.path.join(train_dir, f"data_tfrecord-{i:05d}-of-{TRAIN_FILES:05d}.gz")
+        with tf.io.TFRecordWriter(path, "GZIP") as writer:
+            for record in records[i::TRAIN_FILES]:
+                writer.write(record)
+    schema_dir = root / "schema"
+    schema_dir.mkdir()
+    shutil.copy(SCHEMA_PATH, schema_dir)
+    return examples, str(schema_dir)
 
 
 ROWS = 2500

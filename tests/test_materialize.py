@@ -8,47 +8,12 @@ import shutil
 import pytest
 import tensorflow as tf
 from tfx.components.transform import executor as tfx_transform
-from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
-from ingestion import convert
 from pipeline import large_batches, materialize
-from tests.conftest import assert_same_examples, read_examples
-from transforms.schema import SCHEMA_PATH
+from tests.conftest import TRAIN_FILES, assert_same_examples, examples_artifact, read_examples
 from transforms.splits import SPLITS
-
-TRAIN_FILES = 2
-
-
-def _examples_artifact(uri, payload=example_gen_pb2.FORMAT_TF_EXAMPLE, file_format="tfrecords_gzip"):
-    examples = standard_artifacts.Examples()
-    examples.uri = uri
-    examples.split_names = json.dumps(list(SPLITS))
-    examples_utils.set_payload_format(examples, payload)
-    examples_utils.set_file_format(examples, file_format)
-    return examples
-
-
-@pytest.fixture(scope="module")
-def ingested(generated_tsv, tmp_path_factory):
-    """The 500 generated rows ingested, the train split re-written as two files; and the schema folder."""
-    root = tmp_path_factory.mktemp("materialize")
-    examples = str(root / "examples")
-    convert.run([generated_tsv[0]], examples)
-    train_dir = os.path.join(examples, "Split-train")
-    (source,) = glob.glob(os.path.join(train_dir, "*"))
-    records = list(tf.data.TFRecordDataset(source, compression_type="GZIP").as_numpy_iterator())
-    os.remove(source)
-    for i in range(TRAIN_FILES):
-        path = os.path.join(train_dir, f"data_tfrecord-{i:05d}-of-{TRAIN_FILES:05d}.gz")
-        with tf.io.TFRecordWriter(path, "GZIP") as writer:
-            for record in records[i::TRAIN_FILES]:
-                writer.write(record)
-    schema_dir = root / "schema"
-    schema_dir.mkdir()
-    shutil.copy(SCHEMA_PATH, schema_dir)
-    return examples, str(schema_dir)
 
 
 def _run(executor_class, ingested, out_dir):
@@ -62,7 +27,7 @@ def _run(executor_class, ingested, out_dir):
         "custom_config": json.dumps({"min_category_count": 2, "num_oov_buckets": 1}),
         "splits_config": json.dumps({"analyze": ["train"], "transform": list(SPLITS)}),
         "disable_statistics": 1, "force_tf_compat_v1": 0}
-    executor_class().Do({"examples": [_examples_artifact(examples)], "schema": [schema]},
+    executor_class().Do({"examples": [examples_artifact(examples)], "schema": [schema]},
                         {"transform_graph": [graph], "transformed_examples": [transformed]}, exec_properties)
     return graph, transformed
 
@@ -137,5 +102,5 @@ def test_a_split_without_files_is_named_before_any_analysis(ingested, tmp_path):
     (example_gen_pb2.FORMAT_TF_SEQUENCE_EXAMPLE, "tfrecords_gzip", False),
 ])
 def test_only_gzipped_tf_examples_take_the_file_path(payload, file_format, expected):
-    artifact = _examples_artifact("/unused", payload, file_format)
+    artifact = examples_artifact("/unused", payload, file_format)
     assert materialize.gzipped_tf_examples([artifact]) is expected

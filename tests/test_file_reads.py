@@ -1,0 +1,121 @@
+"""StatisticsGen and Transform's analysis reading a file at a time: the same rows and statistics as TFX's readers."""
+import glob
+import os
+import re
+
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+import tensorflow_data_validation as tfdv
+from tfx.components.statistics_gen import executor as tfx_statistics_gen
+from tfx.components.transform import executor as tfx_transform
+from tfx.components.util import tfxio_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx_bsl.tfxio import tf_example_record
+
+from pipeline import file_reads, large_batches
+from tests.conftest import TRAIN_FILES, examples_artifact
+from transforms.schema import load_schema
+from transforms.splits import SPLITS
+
+
+def _statistics(executor_class, examples, out_dir):
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.uri = out_dir
+    executor_class().Do({"examples": [examples_artifact(examples)]}, {"statistics": [statistics]}, {})
+    return {split: tfdv.load_stats_binary(os.path.join(out_dir, f"Split-{split}", "FeatureStats.pb"))
+            for split in SPLITS}
+
+
+def _rounded(statistics) -> str:
+    """The statistics as text, every float to 10 significant digits: TFDV merges the per-file partial
+    results in the order they come, so a mean or standard deviation may differ in its last bits."""
+    return re.sub(r"-?\d+\.\d+(e[-+]\d+)?", lambda m: f"{float(m.group()):.10g}", str(statistics))
+
+
+def test_statistics_gen_writes_the_statistics_tfx_writes(ingested, tmp_path):
+    ours = _statistics(large_batches.StatisticsGenExecutor, ingested[0], str(tmp_path / "ours"))
+    theirs = _statistics(tfx_statistics_gen.Executor, ingested[0], str(tmp_path / "tfx"))
+    assert [ours[s].datasets[0].num_examples for s in SPLITS] == [theirs[s].datasets[0].num_examples for s in SPLITS]
+    assert sum(ours[s].datasets[0].num_examples for s in SPLITS) == 500
+    for split in SPLITS:
+        assert _rounded(ours[split]) == _rounded(theirs[split]), split
+    assert tfxio_utils.make_tfxio.__qualname__ == "make_tfxio"  # TFX's own again after the executor
+
+
+_COLLECTED = []  # what `_Collect` saw: the in-memory runner runs a copy of the DoFn in this process
+
+
+class _Collect(beam.DoFn):
+    def process(self, batch):
+        _COLLECTED.append(batch)
+
+
+def _read(tfxio, batch_size=None):
+    """The record batches `tfxio`'s Beam source yields, in order, and its `file_reads` row count."""
+    _COLLECTED.clear()
+    with beam.Pipeline() as pipeline:
+        _ = pipeline | tfxio.BeamSource(batch_size) | beam.ParDo(_Collect())
+    rows = pipeline.result.metrics().query(beam.metrics.MetricsFilter().with_namespace(file_reads.COUNTER_NAMESPACE))
+    return list(_COLLECTED), sum(c.result for c in rows["counters"])
+
+
+@pytest.mark.parametrize("raw_record_column", [None, "__raw_records__"])
+def test_a_file_decodes_to_tfxs_rows_in_its_order_whatever_the_batch(ingested, raw_record_column):
+    pattern = os.path.join(ingested[0], "Split-train", "*")
+    first_file = sorted(glob.glob(pattern))[0]
+    kwargs = dict(schema=load_schema(), raw_record_column_name=raw_record_column)
+    theirs = pa.Table.from_batches(_read(tf_example_record.TFExampleRecord(first_file, **kwargs))[0])
+    batches, counted = _read(file_reads.FileAtATimeTFExampleRecord(first_file, **kwargs), batch_size=7)
+    assert {b.num_rows for b in batches[:-1]} == {7}
+    ours = pa.Table.from_batches(batches)
+    assert ours.num_rows == counted == theirs.num_rows > 0
+    # TFX's reader yields one file's rows in file order too (one element per record, read in sequence).
+    assert ours.combine_chunks().equals(theirs.combine_chunks())
+
+    every_file, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, **kwargs))
+    assert len(every_file) == TRAIN_FILES  # one batch per file: each holds fewer rows than BATCH_ROWS
+    assert counted == sum(b.num_rows for b in every_file) == pa.Table.from_batches(
+        _read(tf_example_record.TFExampleRecord(pattern, **kwargs))[0]).num_rows
+
+
+def test_the_projection_and_the_swap_keep_the_file_at_a_time_reader(ingested):
+    pattern = os.path.join(ingested[0], "Split-train", "*")
+    plain = tf_example_record.TFExampleRecord(pattern, schema=load_schema(), telemetry_descriptors=["t"])
+    swapped = file_reads.file_at_a_time(plain, "tfrecords_gzip")
+    assert type(swapped) is file_reads.FileAtATimeTFExampleRecord  # pylint: disable=unidiomatic-typecheck
+    assert swapped.ArrowSchema().equals(plain.ArrowSchema())
+    projected = swapped.Project(["I1", "C1"]).projected  # what the wrapper's BeamSource reads with
+    assert type(projected) is file_reads.FileAtATimeTFExampleRecord  # pylint: disable=unidiomatic-typecheck
+    assert sorted(projected.ArrowSchema().names) == ["C1", "I1"]
+    assert file_reads.file_at_a_time(plain, ["tfrecords_gzip", "tfrecords_gzip"]).__class__ is swapped.__class__
+    assert file_reads.file_at_a_time(plain, "tfrecords") is plain
+    assert file_reads.file_at_a_time(plain, None) is plain
+
+
+def test_a_pattern_without_files_is_named(tmp_path):
+    missing = str(tmp_path / "nothing" / "*")
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        _read(file_reads.FileAtATimeTFExampleRecord(missing, schema=load_schema()))
+
+
+
+def test_statistics_gen_and_transform_build_file_at_a_time_readers_within_the_executors(ingested):
+    """The two ways TFX builds these readers (StatisticsGen: `get_split_tfxio`; Transform: its processor's
+    `_CreateTFXIO`) both go through `make_tfxio`, which the executors' mixin swaps for their `Do`."""
+    examples, schema = examples_artifact(ingested[0]), load_schema()
+    dataset = tfx_transform._Dataset(  # pylint: disable=protected-access
+        os.path.join(ingested[0], "Split-train", "*"), "tfrecords_gzip", example_gen_pb2.FORMAT_TF_EXAMPLE,
+        None, None, None)
+    build = {
+        "statistics_gen": lambda: tfxio_utils.get_split_tfxio([examples], "train", ["t"], schema=schema),
+        "transform": lambda: tfx_transform.TransformProcessor()._CreateTFXIO(dataset, schema),  # pylint: disable=protected-access
+    }
+    for name, make in build.items():
+        assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
+        with file_reads.tfx_reads_file_at_a_time():
+            assert type(make()) is file_reads.FileAtATimeTFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
+        assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
+    assert issubclass(large_batches.StatisticsGenExecutor, file_reads.ReadsFileAtATime)
+    assert issubclass(large_batches.TransformExecutor, file_reads.ReadsFileAtATime)
