@@ -24,7 +24,7 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
     """
     if cache:
         return _in_memory_dataset(file_patterns, feature_spec, batch_size, shuffle, seed)
-    threads = input_threads()
+    threads = _input_threads()
     files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle, seed=seed)
     records = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                                cycle_length=4, num_parallel_calls=threads if threads > 1 else None,
@@ -37,7 +37,7 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
     return batches.prefetch(2).with_options(_without_autotune())
 
 
-def input_threads() -> int:
+def _input_threads() -> int:
     """Parallel reads and parses of the streaming input: every core but one, which the step keeps.
 
     Fixed rather than tf.data's autotuner: on 2 cores the autotuner's extra threads took CPU from the
