@@ -36,6 +36,7 @@ def run(config: configs.PipelineConfig,
         create: Callable[..., tfx.dsl.Pipeline] = pipeline_lib.create_pipeline) -> None:
     """Runs `create(config)` (the whole pipeline, or `create_data_pipeline` for the part up to Transform)."""
     object_storage.enable_tensorflow_s3([config.output_root])
+    object_storage.configure_beam_file_systems(config.beam_pipeline_args)  # the Beam steps run in this process
     if not tfx.dsl.io.fileio.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")

@@ -128,6 +128,27 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
     assert SECRET not in open(tmp_path / "server.log").read()
 
 
+def test_beam_s3_calls_share_one_client_per_configuration(s3_env):
+    from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
+    from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+    from settings import object_storage  # pylint: disable=import-outside-toplevel
+
+    env, client, _ = s3_env
+    object_storage.share_beam_s3_clients()
+    object_storage.share_beam_s3_clients()  # idempotent
+
+    def options(endpoint):
+        return PipelineOptions([f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=test-key",
+                                f"--s3_secret_access_key={SECRET}", "--s3_region_name=us-east-1"])
+
+    first, second = (s3io.S3IO(options=options(env["AWS_ENDPOINT_URL"])) for _ in range(2))
+    other = s3io.S3IO(options=options("http://127.0.0.1:1"))
+    assert first.client.client is second.client.client and other.client.client is not first.client.client
+    client.put_object(Bucket=BUCKET, Key="shared/a.txt", Body=b"abc")
+    assert first.exists(f"s3://{BUCKET}/shared/a.txt") and not second.exists(f"s3://{BUCKET}/shared/b.txt")
+    assert dict(second.list_files(f"s3://{BUCKET}/shared/")) == {f"s3://{BUCKET}/shared/a.txt": 3}
+
+
 @pytest.mark.parametrize("output, beam_args, local", [
     ("s3://b/Transform/transform_graph/5", [], True),
     ("gs://b/Transform/transform_graph/5", ["--direct_running_mode=multi_processing"], True),
