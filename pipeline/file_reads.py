@@ -1,4 +1,4 @@
-"""StatisticsGen and Transform's analysis reading gzipped `tf.Example` TFRecords a whole file at a time.
+"""StatisticsGen, Transform's analysis and the Evaluator reading gzipped `tf.Example` TFRecords a file at a time.
 
 TFX's readers (tfx-bsl's `TFExampleRecord.BeamSource`) make every record one Beam element, then batch
 the records and decode each batch to Arrow. At 300k rows (py-spy, BUILD.md) StatisticsGen spent 35 %
@@ -15,9 +15,10 @@ rows/s on one core here, is now most of what is left of StatisticsGen's per-row 
 
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
-tfx-bsl's. TFX's StatisticsGen and Transform build their readers with `tfxio_utils.make_tfxio`;
-`ReadsFileAtATime`, an executor mixin, has it return this reader instead of a plain `TFExampleRecord`
-over gzipped files for the length of the executor's `Do` (as `large_batches` sets its flag).
+tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
+`tfxio_utils.make_tfxio`; `ReadsFileAtATime`, an executor mixin, has it return this reader instead of a
+plain `TFExampleRecord` over gzipped files for the length of the executor's `Do` (as `large_batches`
+sets its flag); the Evaluator's executor also projects it (pipeline/evaluated_features.py).
 """
 import contextlib
 from typing import Iterator, List, Optional, Union
@@ -25,8 +26,9 @@ from typing import Iterator, List, Optional, Union
 import apache_beam as beam
 import pyarrow as pa
 import tensorflow as tf
-from tfx.components.util import tfxio_utils
+from tfx.components.util import examples_utils, tfxio_utils
 from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 
@@ -34,6 +36,7 @@ from settings import object_storage
 
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under byte-size batching (pipeline/large_batches.py)
 COUNTER_NAMESPACE = "file_reads"
+GZIP_FORMAT = "tfrecords_gzip"  # ImportExampleGen's file format
 
 
 class DecodeFiles(beam.DoFn):
@@ -100,21 +103,31 @@ class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):
 def file_at_a_time(tfxio, file_format: Union[None, str, List[str]]):
     """`tfxio` as a `FileAtATimeTFExampleRecord` when it is a plain `TFExampleRecord` over gzipped files."""
     formats = file_format if isinstance(file_format, list) else [file_format]
-    if type(tfxio) is not tf_example_record.TFExampleRecord or set(formats) != {"tfrecords_gzip"}:  # pylint: disable=unidiomatic-typecheck
+    if type(tfxio) is not tf_example_record.TFExampleRecord or set(formats) != {GZIP_FORMAT}:  # pylint: disable=unidiomatic-typecheck
         return tfxio
     return FileAtATimeTFExampleRecord(
         file_pattern=tfxio._file_pattern, schema=tfxio._schema,  # pylint: disable=protected-access
         raw_record_column_name=tfxio.raw_record_column_name, telemetry_descriptors=tfxio.telemetry_descriptors)
 
 
+def gzipped_tf_examples(artifacts) -> bool:
+    """True when every Examples artifact holds gzipped TFRecords of `tf.Example`s."""
+    return all(examples_utils.get_payload_format(a) == example_gen_pb2.FORMAT_TF_EXAMPLE
+               and examples_utils.get_file_format(a) == GZIP_FORMAT for a in artifacts)
+
+
 @contextlib.contextmanager
-def tfx_reads_file_at_a_time() -> Iterator[None]:
-    """Within, `tfxio_utils.make_tfxio` (what TFX's StatisticsGen and Transform build their readers with)
-    returns `file_at_a_time` of what it built."""
+def tfx_reads_file_at_a_time(project: Optional[List[str]] = None,
+                             file_format: Optional[str] = None) -> Iterator[None]:
+    """Within, `tfxio_utils.make_tfxio` (what TFX's StatisticsGen, Transform and Evaluator build their
+    readers with) returns `file_at_a_time` of what it built; `file_format` stands for the format when
+    TFX passes none (its Evaluator does not). With `project`, the reader decodes only the tensors it
+    names (`TFXIO.Project`, which needs a schema)."""
     make_tfxio = tfxio_utils.make_tfxio
 
     def make_file_at_a_time(*args, **kwargs):
-        return file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format"))
+        tfxio = file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format") or file_format)
+        return tfxio.Project(project) if project is not None else tfxio
 
     tfxio_utils.make_tfxio = make_file_at_a_time
     try:

@@ -28,14 +28,12 @@ import tensorflow_transform as tft
 from absl import logging
 from tensorflow_transform import impl_helper
 from tfx.components.transform import executor_utils
-from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as specs
 from tfx_bsl.coders import example_coder
 
 from ingestion import record_batches
-from pipeline.file_reads import BATCH_ROWS
+from pipeline import file_reads
 from settings import object_storage
 
 OUTPUT_PREFIX = "transformed_examples"
@@ -46,7 +44,7 @@ FileJob = Tuple[str, str, str]  # (split, source file, destination file)
 class FileTransformer:
     """Transforms gzipped TFRecord files of raw `tf.Example`s with a Transform output's graph."""
 
-    def __init__(self, transform_graph_dir: str, batch_rows: int = BATCH_ROWS):
+    def __init__(self, transform_graph_dir: str, batch_rows: int = file_reads.BATCH_ROWS):
         output = tft.TFTransformOutput(transform_graph_dir)
         raw_spec = output.raw_feature_spec()
 
@@ -126,19 +124,13 @@ def transform_files(pipeline: beam.Pipeline, transform_graph_dir: str, jobs: Seq
     return rows
 
 
-def gzipped_tf_examples(artifacts) -> bool:
-    """True when every Examples artifact holds gzipped TFRecords of `tf.Example`s."""
-    return all(examples_utils.get_payload_format(a) == example_gen_pb2.FORMAT_TF_EXAMPLE
-               and examples_utils.get_file_format(a) == "tfrecords_gzip" for a in artifacts)
-
-
 class WritesFileAtATime:
     """Transform executor mixin: TFX's analysis, then `transform_files` (see the module docstring)."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
         examples = input_dict[specs.EXAMPLES_KEY]
         transformed = output_dict.get(specs.TRANSFORMED_EXAMPLES_KEY)
-        if not transformed or not gzipped_tf_examples(examples):
+        if not transformed or not file_reads.gzipped_tf_examples(examples):
             return super().Do(input_dict, output_dict, exec_properties)
         executor_utils.MatchNumberOfTransformedExamplesArtifacts(input_dict, output_dict)
         splits = executor_utils.ResolveSplitsConfig(exec_properties.get(specs.SPLITS_CONFIG_KEY), examples).transform

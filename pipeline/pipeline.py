@@ -13,7 +13,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from pipeline import atomic_pusher, copy_import, large_batches
+from pipeline import atomic_pusher, copy_import, evaluated_features, large_batches
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -135,9 +135,9 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = evaluated_features.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=model_resolver.outputs["model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config.min_eval_auc, config.loss.beta_pos),
         example_splits=[EVALUATION_SPLIT])
     pusher = tfx.components.Pusher(

@@ -119,3 +119,13 @@ def test_statistics_gen_and_transform_build_file_at_a_time_readers_within_the_ex
         assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
     assert issubclass(large_batches.StatisticsGenExecutor, file_reads.ReadsFileAtATime)
     assert issubclass(large_batches.TransformExecutor, file_reads.ReadsFileAtATime)
+
+
+@pytest.mark.parametrize("payload, file_format, expected", [
+    (example_gen_pb2.FORMAT_TF_EXAMPLE, "tfrecords_gzip", True),
+    (example_gen_pb2.FORMAT_TF_EXAMPLE, "parquet", False),
+    (example_gen_pb2.FORMAT_TF_SEQUENCE_EXAMPLE, "tfrecords_gzip", False),
+])
+def test_only_gzipped_tf_examples_take_the_file_path(payload, file_format, expected):
+    artifact = examples_artifact("/unused", payload, file_format)
+    assert file_reads.gzipped_tf_examples([artifact]) is expected

@@ -8,7 +8,6 @@ import shutil
 import pytest
 import tensorflow as tf
 from tfx.components.transform import executor as tfx_transform
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
 from pipeline import large_batches, materialize
@@ -94,13 +93,3 @@ def test_a_split_without_files_is_named_before_any_analysis(ingested, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"split 'eval' has no files matching .*Split-eval"):
         _run(large_batches.TransformExecutor, (str(empty), schema_dir), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out" / "graph")
-
-
-@pytest.mark.parametrize("payload, file_format, expected", [
-    (example_gen_pb2.FORMAT_TF_EXAMPLE, "tfrecords_gzip", True),
-    (example_gen_pb2.FORMAT_TF_EXAMPLE, "parquet", False),
-    (example_gen_pb2.FORMAT_TF_SEQUENCE_EXAMPLE, "tfrecords_gzip", False),
-])
-def test_only_gzipped_tf_examples_take_the_file_path(payload, file_format, expected):
-    artifact = examples_artifact("/unused", payload, file_format)
-    assert materialize.gzipped_tf_examples([artifact]) is expected
