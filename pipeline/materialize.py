@@ -48,7 +48,8 @@ class FileTransformer:
         output = tft.TFTransformOutput(transform_graph_dir)
         raw_spec = output.raw_feature_spec()
 
-        @tf.function(autograph=False)  # plain TensorFlow calls: autograph's conversion of TFT's code took 5 s
+        # Plain TensorFlow calls: without autograph the first trace took 2 s instead of 10 (py-spy).
+        @tf.function(autograph=False)
         def transform(serialized):
             return tf.size(serialized), output.transform_raw_features(tf.io.parse_example(serialized, raw_spec))
 

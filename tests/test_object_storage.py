@@ -141,7 +141,8 @@ def test_beam_s3_calls_share_one_client_per_configuration(s3_env):
         return PipelineOptions([f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=test-key",
                                 f"--s3_secret_access_key={SECRET}", "--s3_region_name=us-east-1"])
 
-    first, second = (s3io.S3IO(options=options(env["AWS_ENDPOINT_URL"])) for _ in range(2))
+    endpoint = env["AWS_ENDPOINT_URL"]
+    first, second = (s3io.S3IO(options=options(endpoint)) for _ in range(2))
     other = s3io.S3IO(options=options("http://127.0.0.1:1"))
     assert first.client.client is second.client.client and other.client.client is not first.client.client
     client.put_object(Bucket=BUCKET, Key="shared/a.txt", Body=b"abc")
