@@ -1,5 +1,4 @@
 """The Evaluator decodes only the features its evaluation reads, and computes the metrics TFX's computes."""
-import glob
 import json
 import os
 
@@ -12,6 +11,7 @@ from tfx.types import standard_artifacts
 
 from pipeline import evaluated_features, file_reads, pipeline as pipeline_lib
 from settings import configs
+from trainer import outside_pipeline
 from tests.conftest import examples_artifact
 from transforms import features
 from transforms.schema import load_schema
@@ -41,7 +41,7 @@ def test_within_the_executor_tfx_builds_a_projected_file_at_a_time_reader(ingest
 
 
 def _newest(pipeline_root, path):
-    return max(glob.glob(os.path.join(pipeline_root, path, "*")), key=lambda p: int(os.path.basename(p)))
+    return outside_pipeline.newest_execution_dir(os.path.join(pipeline_root, path, "*"))
 
 
 def _evaluate(executor_class, pipeline_root, out_dir):

@@ -14,7 +14,7 @@ from trainer import task
 from transforms.splits import split_dir_name
 
 
-def _newest_execution_dir(pattern: str) -> str:
+def newest_execution_dir(pattern: str) -> str:
     """The artifact folder of the newest component execution (TFX names them by execution id)."""
     found = glob.glob(pattern)
     if not found:
@@ -25,8 +25,8 @@ def _newest_execution_dir(pattern: str) -> str:
 def latest_transform_output(pipeline_root: str) -> Tuple[str, str]:
     """(transformed examples dir, transform graph dir) of the pipeline's latest Transform run."""
     transform = os.path.join(pipeline_root, "Transform")
-    return (_newest_execution_dir(os.path.join(transform, "transformed_examples", "*")),
-            _newest_execution_dir(os.path.join(transform, "transform_graph", "*")))
+    return (newest_execution_dir(os.path.join(transform, "transformed_examples", "*")),
+            newest_execution_dir(os.path.join(transform, "transform_graph", "*")))
 
 
 def split_files(examples_dir: str, split: str) -> str:
