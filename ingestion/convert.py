@@ -14,16 +14,22 @@ Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner need
     python -m ingestion.convert --input 'gs://b/train*.txt.gz' --output gs://b/tfrecords -- \\
         --runner DataflowRunner --project P --region R --temp_location gs://b/tmp
 """
+import collections
 import json
 import os
 import sys
+from concurrent import futures
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from ingestion import record_batches
 from settings import flags, object_storage
@@ -102,27 +108,73 @@ class ParseToExample(beam.DoFn):
 
 
 class ParseBatches(beam.DoFn):
-    """Applies ParseToExample to every line of a batch and encodes each split's good rows to serialized
-    tf.Examples in one call (tfx-bsl's encoder): yields (split, [serialized tf.Example]) per split and
-    passes dead letters on; Beam's `ingest` counters count the rows written and rejected."""
+    """Parses a batch of lines and encodes each split's good rows to serialized tf.Examples in one call
+    (tfx-bsl's encoder): yields (split, [serialized tf.Example]) per split and passes dead letters on;
+    Beam's `ingest` counters count the rows written and rejected.
+
+    A tab-separated batch is parsed column by column by Arrow when every line is one `parse_row` takes
+    as it stands (`rows.parse_tsv_lines`); any other batch goes through ParseToExample line by line.
+    The encoding (about 15 µs a row, a third of the job) runs on a thread of its own, which the encoder
+    frees of the GIL, while this one parses the next batches and writes the encoded ones: up to
+    `ENCODED_AHEAD` batches wait there, and the bundle's end collects the rest."""
+
+    ENCODED_AHEAD = 4
 
     def __init__(self, input_format: str):
         self._parse = ParseToExample(input_format)
+        self._tab_separated = rows.delimiter(input_format) == "\t"
+        self._encoder = self._encoding = None
+
+    def setup(self):
+        self._encoder = futures.ThreadPoolExecutor(1, thread_name_prefix="encode")
+
+    def teardown(self):
+        self._encoder.shutdown()
+
+    def start_bundle(self):
+        self._encoding = collections.deque()
 
     def process(self, batch: Tuple[str, int, List[Optional[str]]]):
         path, first, texts = batch
+        for split, parsed in self._parse_batch(path, first, texts):
+            if isinstance(parsed, beam.pvalue.TaggedOutput):
+                beam.metrics.Metrics.counter("ingest", f"{split}_rejected").inc()
+                yield parsed
+            else:
+                self._encoding.append((split, self._encoder.submit(rows.encode, parsed)))
+        while len(self._encoding) > self.ENCODED_AHEAD:
+            yield self._encoded(*self._encoding.popleft())
+
+    def finish_bundle(self):
+        while self._encoding:
+            yield WindowedValue(self._encoded(*self._encoding.popleft()), MIN_TIMESTAMP, [GlobalWindow()])
+
+    @staticmethod
+    def _encoded(split: str, encoding: futures.Future) -> Tuple[str, List[bytes]]:
+        examples = encoding.result()
+        beam.metrics.Metrics.counter("ingest", f"{split}_written").inc(len(examples))
+        return split, examples
+
+    def _parse_batch(self, path: str, first: int, texts: List[Optional[str]]):
+        """(split, record batch of its good rows) per split, and (split, dead letter) per bad line."""
+        parsed = rows.parse_tsv_lines(texts) if self._tab_separated and None not in texts else None
+        if parsed is not None:  # every line as parse_row would take it, parsed by Arrow
+            index = splits.split_index(np.arange(first, first + len(texts)))
+            for i, split in enumerate(splits.SPLITS):
+                rows_of_split = parsed.filter(pa.array(index == i))
+                if rows_of_split.num_rows:
+                    yield split, rows_of_split
+            return
         good: Dict[str, List[Tuple[int, rows.Row]]] = {split: [] for split in splits.SPLITS}
         for number, text in enumerate(texts, start=first):
             for output in self._parse.process((path, number, text)):
                 if isinstance(output, beam.pvalue.TaggedOutput):
-                    beam.metrics.Metrics.counter("ingest", f"{output.value[0]}_rejected").inc()
-                    yield output
+                    yield output.value[0], output
                 else:
                     good[output[0]].append(output[1])
-        for split, parsed in good.items():
-            if parsed:
-                beam.metrics.Metrics.counter("ingest", f"{split}_written").inc(len(parsed))
-                yield split, rows.to_examples(parsed)
+        for split, parsed_rows in good.items():
+            if parsed_rows:
+                yield split, rows.record_batch(parsed_rows)
 
 
 def _counts_json(counts: List[Tuple[Tuple[str, str], int]], inputs: Sequence[str]) -> str:

@@ -5,10 +5,14 @@ import json
 import os
 
 import apache_beam as beam
+import hypothesis
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import strategies as st
 from tfx_bsl.coders import example_coder
 
 from ingestion import convert
@@ -176,6 +180,7 @@ def test_line_numbers_splits_and_counts_hold_across_batch_boundaries(tmp_path, m
 
 
 def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_path, monkeypatch):
+    """Line by line (Arrow refusing the batch) and through Arrow's batch."""
     path = tmp_path / "rows.tsv"
     path.write_text("\n".join([_good_row()] * 5) + "\n")
     original = convert.ParseToExample.process
@@ -184,8 +189,15 @@ def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_
         return [] if item[1] == 2 else original(self, item)
 
     monkeypatch.setattr(convert.ParseToExample, "process", drop_line_2)
-    with pytest.raises(RuntimeError, match=f"lost rows in split '{splits.split_of(2)}'"):
-        convert.run([str(path)], str(tmp_path / "out"))
+    with monkeypatch.context() as patch:
+        patch.setattr(rows, "parse_tsv_lines", lambda lines: None)
+        with pytest.raises(RuntimeError, match=f"lost rows in split '{splits.split_of(2)}'"):
+            convert.run([str(path)], str(tmp_path / "out"))
+    encode = rows.encode
+    monkeypatch.setattr(rows, "encode", lambda batch: encode(batch)[1:])  # each split's first row lost
+    first_split = sorted({splits.split_of(line) for line in range(1, 6)})[0]  # counts.json's order
+    with pytest.raises(RuntimeError, match=f"lost rows in split '{first_split}'"):
+        convert.run([str(path)], str(tmp_path / "out2"))
 
 
 def test_missing_input_is_named(tmp_path):
@@ -232,3 +244,56 @@ def test_to_examples_round_trips_random_rows_with_any_features_missing():
             value = row.get(name)
             expected = None if value is None else [value.encode("utf-8") if isinstance(value, str) else value]
             assert decoded[name][i] == expected, (i, name)
+
+
+def _parsed_one_by_one(lines):
+    """The record batch of `lines` through parse_row, or None when parse_row rejects one of them."""
+    try:
+        return rows.record_batch([rows.parse_row(line, "\t") for line in lines])
+    except rows.RowError:
+        return None
+
+
+def test_arrow_parses_generated_and_real_lines_as_parse_row_does(generated_tsv):
+    with open(generated_tsv[0]) as f:
+        lines = f.read().splitlines()
+    with open(REAL_SAMPLE) as f:  # the real sample's rows, tab-separated
+        real = ["\t".join(rows._fields(line, ",")) for line in f.read().splitlines()[1:]]  # pylint: disable=protected-access
+    for batch in (lines, real, lines[:1]):
+        parsed = rows.parse_tsv_lines(batch)
+        assert parsed is not None
+        assert parsed.equals(_parsed_one_by_one(batch))
+        # The encoder writes a feature map in no fixed order, so the examples are compared parsed.
+        assert ([tf.train.Example.FromString(e) for e in rows.encode(parsed)]
+                == [tf.train.Example.FromString(e) for e in rows.to_examples([rows.parse_row(l, "\t") for l in batch])])
+
+
+TRICKY_INTEGERS = ["5", "-3", "+7", "007", "-0", "", " 5", "5 ", "260.0", "-3.00", "7.", ".0", "-0.0", "2.5",
+                   "1_000", "0x10", "٣", "9007199254740993.0", "123456789012345.0",
+                   str(rows.INT64_MAX), str(rows.INT64_MIN), str(rows.INT64_MAX + 1), "1e3", "five"]
+TRICKY_TOKENS = ["68fd1e64", "", " ", "a b", " a", "a ", "\u00a0a", "a\u3000", "a\x0b", "\x1fa", "é€",
+                 '"q"', "a,b", "\x00"]
+TRICKY_LABELS = ["0", "1", "0.0", "1.0", " 1", "2", "", "1.5", "true"]
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.lists(st.tuples(
+    st.sampled_from(TRICKY_LABELS),
+    st.lists(st.sampled_from(TRICKY_INTEGERS), min_size=13, max_size=13),
+    st.lists(st.sampled_from(TRICKY_TOKENS), min_size=26, max_size=26),
+    st.sampled_from([0, 0, 0, -1, 1])), min_size=1, max_size=6))
+def test_arrow_parsing_takes_only_lines_parse_row_takes_as_they_stand(raw_rows):
+    """Whatever the fields, Arrow's batch is parse_row's, or it leaves the batch to parse_row."""
+    lines = []
+    for label, integers, tokens, extra_fields in raw_rows:
+        fields = [label] + integers + tokens
+        lines.append("\t".join(fields[:extra_fields] if extra_fields < 0 else fields + ["x"] * extra_fields))
+    parsed = rows.parse_tsv_lines(lines)
+    if parsed is not None:
+        assert parsed.equals(_parsed_one_by_one(lines))
+
+
+def test_the_whitespace_arrow_refuses_is_what_str_strip_removes():
+    characters = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    padded = pc.match_substring_regex(pa.array(characters), rows._PADDED).to_pylist()  # pylint: disable=protected-access
+    assert [c for c, p in zip(characters, padded) if p] == [c for c in characters if c.isspace()]

@@ -108,7 +108,7 @@ def _list_column(flat: pa.Array) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), flat.drop_null(), mask=pc.invert(present))
 
 
-def _record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
+def record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
     """Parsed rows as one Arrow record batch: a list column per feature, null where missing.
 
     Arrow reads the row dicts into a struct array in C++ (4.6 µs per row here, against 29 µs for a
@@ -124,4 +124,64 @@ def to_examples(parsed: Sequence[Tuple[int, Row]]) -> List[bytes]:
     """Serialized `tf.Example`s of parsed rows, encoded a batch at a time by tfx-bsl (C++)."""
     if not parsed:
         return []
-    return example_coder.RecordBatchToExamplesEncoder().encode(_record_batch(parsed))
+    return encode(record_batch(parsed))
+
+
+def encode(batch: pa.RecordBatch) -> List[bytes]:
+    """Serialized `tf.Example`s of a record batch of list columns (tfx-bsl's encoder, C++)."""
+    return example_coder.RecordBatchToExamplesEncoder().encode(batch)
+
+
+# What `str.strip()` removes (every character `str.isspace()` accepts), as an RE2 class: RE2's `\s` is
+# only [\t\n\f\r ], and `\p{Z}` adds the Unicode space and separator characters.
+_STRIPPED = r"[\t\n\x0b\f\r\x1c-\x1f \x85\p{Z}]"
+_PADDED = f"^{_STRIPPED}|{_STRIPPED}$"
+# Integers as decimal digits, or written by pandas as a float with a zero fraction ('260.0'), which
+# `parse_row` reads through a float: exact up to 15 digits, so longer ones are left to it.
+_INTEGER = r"^[+-]?([0-9]+|[0-9]{1,15}\.0+)$"
+_ZERO_FRACTION = r"\.0+$"
+_LABELS = pa.array(["0", "1", "0.0", "1.0"])
+
+
+def parse_tsv_lines(lines: Sequence[str]) -> Optional[pa.RecordBatch]:
+    """Tab-separated data lines as the record batch `parse_row` and `to_examples` would build from them,
+    split and converted column by column by Arrow (C++), or None when some line needs `parse_row` to
+    accept, convert or reject it (the caller then parses the lines one by one).
+
+    Accepted here are only lines whose every field `parse_row` takes as it stands: 40 fields, a label
+    of 0, 1, 0.0 or 1.0, integers written as decimal digits with an optional sign that fit int64 (or
+    with a zero fraction, as pandas writes them: `260.0`), and no field with leading or trailing
+    whitespace; an empty field is missing. Anything else (`2.5`, `1e3`, padded fields, wrong counts,
+    empty lines) is left to `parse_row`.
+    """
+    if not lines:
+        return None
+    fields = pc.split_pattern(pa.array(lines, pa.string()), "\t")  # str.split("\t"): one list per line
+    if not pc.all(pc.equal(pc.list_value_length(fields), features.NUM_COLUMNS)).as_py():
+        return None
+    flat = fields.flatten()
+    starts = np.arange(len(lines), dtype=np.int64) * features.NUM_COLUMNS
+    empty = pa.scalar(None, pa.string())
+    columns = {}
+    for i, name in enumerate(features.RAW_COLUMNS):
+        column = flat.take(pa.array(starts + i))
+        columns[name] = pc.if_else(pc.equal(column, ""), empty, column)
+    label = columns[features.LABEL_KEY]
+    if label.null_count or not pc.all(pc.is_in(label, _LABELS)).as_py():
+        return None
+    if any(pc.any(pc.match_substring_regex(columns[name].drop_null(), _PADDED), min_count=0).as_py()
+           for name in features.CATEGORICAL_FEATURES):
+        return None
+    numeric = []
+    for name in features.NUMERIC_FEATURES:
+        if not pc.all(pc.match_substring_regex(columns[name].drop_null(), _INTEGER), min_count=0).as_py():
+            return None
+        try:
+            numeric.append(pc.cast(pc.replace_substring_regex(columns[name], _ZERO_FRACTION, ""), pa.int64()))
+        except pa.ArrowInvalid:  # outside int64
+            return None
+    arrays = [_list_column(pc.cast(pc.starts_with(label, "1"), pa.int64()))]
+    arrays += [_list_column(column) for column in numeric]
+    arrays += [_list_column(pc.cast(columns[name], pa.binary())) for name in features.CATEGORICAL_FEATURES]
+    return pa.RecordBatch.from_arrays(arrays, [features.LABEL_KEY] + features.NUMERIC_FEATURES
+                                      + features.CATEGORICAL_FEATURES)
