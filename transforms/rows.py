@@ -132,21 +132,29 @@ def encode(batch: pa.RecordBatch) -> List[bytes]:
     return example_coder.RecordBatchToExamplesEncoder().encode(batch)
 
 
-# What `str.strip()` removes (every character `str.isspace()` accepts), as an RE2 class: RE2's `\s` is
-# only [\t\n\f\r ], and `\p{Z}` adds the Unicode space and separator characters.
-_STRIPPED = r"[\t\n\x0b\f\r\x1c-\x1f \x85\p{Z}]"
-_PADDED = f"^{_STRIPPED}|{_STRIPPED}$"
-# Integers as decimal digits, or written by pandas as a float with a zero fraction ('260.0'), which
-# `parse_row` reads through a float: exact up to 15 digits, so longer ones are left to it.
-_INTEGER = r"^[+-]?([0-9]+|[0-9]{1,15}\.0+)$"
-_ZERO_FRACTION = r"\.0+$"
-_LABELS = pa.array(["0", "1", "0.0", "1.0"])
+# What `str.strip()` removes (every character `str.isspace()` accepts) other than the tab that separates
+# the fields, as an RE2 class: RE2's `\s` is only [\t\n\f\r ], and `\p{Z}` adds the Unicode space and
+# separator characters. A field starting or ending with one of them is padded.
+_SPACE = r"[\n\x0b\f\r\x1c-\x1f \x85\p{Z}]"
+_PADDED_FIELD = f"(^|\t){_SPACE}|{_SPACE}(\t|$)"
+# The label, then the 13 integer fields: decimal digits with an optional sign, or a float with a zero
+# fraction as pandas writes integer columns ('260.0'), which `parse_row` reads through a float: exact
+# up to 15 digits, so longer ones are left to it. An empty field is missing.
+_LABEL_AND_INTEGERS = r"^(0|1|0\.0|1\.0)(\t([+-]?([0-9]+|[0-9]{1,15}\.0+))?){13}\t"
+_PLUS_OR_ZERO_FRACTION = r"^\+|\.0+$"  # what Arrow's integer cast does not take
+
+
+def _list_column_of_present(values: pa.Array, present: np.ndarray) -> pa.ListArray:
+    """[v] per row where `present`, taking `values` in order; null where absent."""
+    offsets = np.zeros(len(present) + 1, np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~present))
 
 
 def parse_tsv_lines(lines: Sequence[str]) -> Optional[pa.RecordBatch]:
-    """Tab-separated data lines as the record batch `parse_row` and `to_examples` would build from them,
-    split and converted column by column by Arrow (C++), or None when some line needs `parse_row` to
-    accept, convert or reject it (the caller then parses the lines one by one).
+    """Tab-separated data lines as the record batch `parse_row` and `record_batch` would build from them,
+    checked, split and converted by Arrow (C++), or None when some line needs `parse_row` to accept,
+    convert or reject it (the caller then parses the lines one by one).
 
     Accepted here are only lines whose every field `parse_row` takes as it stands: 40 fields, a label
     of 0, 1, 0.0 or 1.0, integers written as decimal digits with an optional sign that fit int64 (or
@@ -156,32 +164,28 @@ def parse_tsv_lines(lines: Sequence[str]) -> Optional[pa.RecordBatch]:
     """
     if not lines:
         return None
-    fields = pc.split_pattern(pa.array(lines, pa.string()), "\t")  # str.split("\t"): one list per line
+    text = pa.array(lines, pa.string())
+    if (pc.any(pc.match_substring_regex(text, _PADDED_FIELD), min_count=0).as_py()
+            or not pc.all(pc.match_substring_regex(text, _LABEL_AND_INTEGERS), min_count=0).as_py()):
+        return None
+    fields = pc.split_pattern(text, "\t")  # str.split("\t"): one list per line
     if not pc.all(pc.equal(pc.list_value_length(fields), features.NUM_COLUMNS)).as_py():
         return None
     flat = fields.flatten()
-    starts = np.arange(len(lines), dtype=np.int64) * features.NUM_COLUMNS
-    empty = pa.scalar(None, pa.string())
-    columns = {}
+    # [column, line]: each column's flags and positions contiguous (Arrow copies strided NumPy slowly).
+    present = np.ascontiguousarray((pc.binary_length(flat).to_numpy() > 0).reshape(len(lines), -1).T)
+    position = np.ascontiguousarray(np.arange(len(flat)).reshape(len(lines), -1).T)
+    columns = []
     for i, name in enumerate(features.RAW_COLUMNS):
-        column = flat.take(pa.array(starts + i))
-        columns[name] = pc.if_else(pc.equal(column, ""), empty, column)
-    label = columns[features.LABEL_KEY]
-    if label.null_count or not pc.all(pc.is_in(label, _LABELS)).as_py():
-        return None
-    if any(pc.any(pc.match_substring_regex(columns[name].drop_null(), _PADDED), min_count=0).as_py()
-           for name in features.CATEGORICAL_FEATURES):
-        return None
-    numeric = []
-    for name in features.NUMERIC_FEATURES:
-        if not pc.all(pc.match_substring_regex(columns[name].drop_null(), _INTEGER), min_count=0).as_py():
-            return None
-        try:
-            numeric.append(pc.cast(pc.replace_substring_regex(columns[name], _ZERO_FRACTION, ""), pa.int64()))
-        except pa.ArrowInvalid:  # outside int64
-            return None
-    arrays = [_list_column(pc.cast(pc.starts_with(label, "1"), pa.int64()))]
-    arrays += [_list_column(column) for column in numeric]
-    arrays += [_list_column(pc.cast(columns[name], pa.binary())) for name in features.CATEGORICAL_FEATURES]
-    return pa.RecordBatch.from_arrays(arrays, [features.LABEL_KEY] + features.NUMERIC_FEATURES
-                                      + features.CATEGORICAL_FEATURES)
+        values = flat.take(pa.array(position[i][present[i]]))
+        if name == features.LABEL_KEY:
+            values = pc.cast(pc.starts_with(values, "1"), pa.int64())
+        elif name in features.NUMERIC_FEATURES:
+            try:
+                values = pc.cast(pc.replace_substring_regex(values, _PLUS_OR_ZERO_FRACTION, ""), pa.int64())
+            except pa.ArrowInvalid:  # outside int64
+                return None
+        else:
+            values = pc.cast(values, pa.binary())
+        columns.append(_list_column_of_present(values, present[i]))
+    return pa.RecordBatch.from_arrays(columns, features.RAW_COLUMNS)
