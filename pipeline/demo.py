@@ -70,6 +70,9 @@ def data_path_lines(config: configs.PipelineConfig, counts: Dict, ingestion_seco
         else:
             lines.append(f"  {name:20} {seconds:>8.1f} {rows / seconds:>8,.0f} "
                          f"{features.CRITEO_X1_ROWS * seconds / rows / 3600:>8.1f} h")
+    if config.statistics_sample_rate < 1.0:
+        lines.append(f"  StatisticsGen described a {config.statistics_sample_rate * 100:g} % sample of each split, drawn "
+                     "before decoding (--statistics-sample-rate); its rows/s counts every row")
     return lines
 
 

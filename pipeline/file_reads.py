@@ -37,45 +37,71 @@ from settings import object_storage
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under byte-size batching (pipeline/large_batches.py)
 COUNTER_NAMESPACE = "file_reads"
 GZIP_FORMAT = "tfrecords_gzip"  # ImportExampleGen's file format
+_SAMPLE_BUCKETS = 1 << 30
+
+
+def in_sample(records: tf.Tensor, rate: float) -> tf.Tensor:
+    """Whether each serialized record is in the sample of `rate`: its fingerprint's bucket is below
+    `rate` of the buckets, so a record's fate is the same in every run, on every worker."""
+    return tf.strings.to_hash_bucket_fast(records, _SAMPLE_BUCKETS) < int(rate * _SAMPLE_BUCKETS)
 
 
 class DecodeFiles(beam.DoFn):
-    """A gzipped TFRecord file of `tf.Example`s -> its rows as Arrow record batches of `batch_rows`.
+    """A gzipped TFRecord file of `tf.Example`s -> its rows as Arrow record batches of `batch_rows`; with
+    `sample_rate` below 1, only the rows `in_sample`, chosen before decoding (batches of about `batch_rows`).
 
-    Counts the rows read from each file under `file_reads/rows` in Beam's metrics.
+    Counts the rows read from each file under `file_reads/rows` in Beam's metrics, and the rows decoded
+    under `file_reads/sampled_rows` when sampling.
     """
 
     def __init__(self, serialized_schema: Optional[bytes], raw_record_column_name: Optional[str],
-                 batch_rows: int):
+                 batch_rows: int, sample_rate: float = 1.0):
         self._serialized_schema = serialized_schema
         self._raw_record_column_name = raw_record_column_name
         self._batch_rows = batch_rows
+        self._sample_rate = sample_rate
         self._decoder = None
         self._rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows")
+        self._sampled_rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "sampled_rows")
 
     def setup(self):
         self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema)
 
     def process(self, path: str) -> Iterator[pa.RecordBatch]:
         object_storage.enable_tensorflow_s3([path])
-        batches = tf.data.TFRecordDataset(path, compression_type="GZIP").batch(self._batch_rows).prefetch(2)
-        for batch in batches.as_numpy_iterator():
+        records = tf.data.TFRecordDataset(path, compression_type="GZIP")
+        if self._sample_rate < 1.0:
+            rate = self._sample_rate
+            batches = records.batch(max(1, round(self._batch_rows / rate))).map(
+                lambda batch: (tf.size(batch), tf.boolean_mask(batch, in_sample(batch, rate))))
+        else:
+            batches = records.batch(self._batch_rows).map(lambda batch: (tf.size(batch), batch))
+        for rows_read, batch in batches.prefetch(2).as_numpy_iterator():
+            self._rows.inc(int(rows_read))
+            if not len(batch):
+                continue
             records = batch.tolist()
             decoded = self._decoder.DecodeBatch(records)
             if self._raw_record_column_name is not None:
                 decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records)
-            self._rows.inc(len(records))
+            if self._sample_rate < 1.0:
+                self._sampled_rows.inc(len(records))
             yield decoded
 
 
 class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):
-    """tfx-bsl's `TFExampleRecord` over gzipped files whose Beam source decodes a file per element."""
+    """tfx-bsl's `TFExampleRecord` over gzipped files whose Beam source decodes a file per element (only
+    the rows `in_sample` at `sample_rate`, when below 1)."""
+
+    def __init__(self, *args, sample_rate: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sample_rate = sample_rate
 
     def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:  # pylint: disable=invalid-name
         files = self._files()
         schema = self._GetSchemaForDecoding()
         decode = DecodeFiles(schema.SerializeToString() if schema is not None else None,
-                             self.raw_record_column_name, batch_size or BATCH_ROWS)
+                             self.raw_record_column_name, batch_size or BATCH_ROWS, self.sample_rate)
 
         @beam.ptransform_fn
         @beam.typehints.with_output_types(pa.RecordBatch)
@@ -97,17 +123,20 @@ class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):
         projected = super()._ProjectImpl(tensor_names)
         return FileAtATimeTFExampleRecord(
             file_pattern=self._file_pattern, schema=projected._schema,  # pylint: disable=protected-access
-            raw_record_column_name=self.raw_record_column_name, telemetry_descriptors=self.telemetry_descriptors)
+            raw_record_column_name=self.raw_record_column_name, telemetry_descriptors=self.telemetry_descriptors,
+            sample_rate=self.sample_rate)
 
 
-def file_at_a_time(tfxio, file_format: Union[None, str, List[str]]):
-    """`tfxio` as a `FileAtATimeTFExampleRecord` when it is a plain `TFExampleRecord` over gzipped files."""
+def file_at_a_time(tfxio, file_format: Union[None, str, List[str]], sample_rate: float = 1.0):
+    """`tfxio` as a `FileAtATimeTFExampleRecord` (reading the rows `in_sample` at `sample_rate`) when it is
+    a plain `TFExampleRecord` over gzipped files."""
     formats = file_format if isinstance(file_format, list) else [file_format]
     if type(tfxio) is not tf_example_record.TFExampleRecord or set(formats) != {GZIP_FORMAT}:  # pylint: disable=unidiomatic-typecheck
         return tfxio
     return FileAtATimeTFExampleRecord(
         file_pattern=tfxio._file_pattern, schema=tfxio._schema,  # pylint: disable=protected-access
-        raw_record_column_name=tfxio.raw_record_column_name, telemetry_descriptors=tfxio.telemetry_descriptors)
+        raw_record_column_name=tfxio.raw_record_column_name, telemetry_descriptors=tfxio.telemetry_descriptors,
+        sample_rate=sample_rate)
 
 
 def gzipped_tf_examples(artifacts) -> bool:
@@ -117,16 +146,16 @@ def gzipped_tf_examples(artifacts) -> bool:
 
 
 @contextlib.contextmanager
-def tfx_reads_file_at_a_time(project: Optional[List[str]] = None,
-                             file_format: Optional[str] = None) -> Iterator[None]:
+def tfx_reads_file_at_a_time(project: Optional[List[str]] = None, file_format: Optional[str] = None,
+                             sample_rate: float = 1.0) -> Iterator[None]:
     """Within, `tfxio_utils.make_tfxio` (what TFX's StatisticsGen, Transform and Evaluator build their
     readers with) returns `file_at_a_time` of what it built; `file_format` stands for the format when
     TFX passes none (its Evaluator does not). With `project`, the reader decodes only the tensors it
-    names (`TFXIO.Project`, which needs a schema)."""
+    names (`TFXIO.Project`, which needs a schema); with `sample_rate`, only the rows `in_sample`."""
     make_tfxio = tfxio_utils.make_tfxio
 
     def make_file_at_a_time(*args, **kwargs):
-        tfxio = file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format") or file_format)
+        tfxio = file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format") or file_format, sample_rate)
         return tfxio.Project(project) if project is not None else tfxio
 
     tfxio_utils.make_tfxio = make_file_at_a_time

@@ -29,7 +29,7 @@ from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import batch_util  # pylint: disable=unused-import  (defines the flag)
 
-from pipeline import file_reads, materialize, transform_scratch
+from pipeline import file_reads, materialize, statistics_sample, transform_scratch
 
 BYTE_SIZE_BATCHING_FLAG = "tfxio_use_byte_size_batching"
 
@@ -53,8 +53,10 @@ class _ByteSizeBatching:
             return super().Do(input_dict, output_dict, exec_properties)
 
 
-class StatisticsGenExecutor(_ByteSizeBatching, file_reads.ReadsFileAtATime, statistics_gen_executor.Executor):
-    """Reads gzipped `tf.Example` files a file at a time (pipeline/file_reads.py)."""
+class StatisticsGenExecutor(_ByteSizeBatching, statistics_sample.SamplesBeforeDecoding, file_reads.ReadsFileAtATime,
+                            statistics_gen_executor.Executor):
+    """Reads gzipped `tf.Example` files a file at a time (pipeline/file_reads.py), decoding only the sample
+    when the statistics options set a sample rate (pipeline/statistics_sample.py)."""
 
 
 class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, materialize.WritesFileAtATime,

@@ -9,6 +9,7 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Optional
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
@@ -86,7 +87,10 @@ def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
         input_base=config.tfrecord_root,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
-    statistics_gen = large_batches.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = large_batches.StatisticsGen(
+        examples=example_gen.outputs["examples"],
+        stats_options=(tfdv.StatsOptions(sample_rate=config.statistics_sample_rate)
+                       if config.statistics_sample_rate < 1.0 else None))
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])

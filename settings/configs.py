@@ -169,6 +169,9 @@ class PipelineConfig:
     pipeline_name: str = setting("rankloss-tfx", "TFX pipeline name")
     output_root: str = setting(None, "where data, artifacts and models go: a folder, gs:// or s3://", factory=_default_output_root)
     min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
+    statistics_sample_rate: float = setting(
+        1.0, "fraction of each split's rows StatisticsGen describes (ExampleValidator checks), drawn before "
+        "decoding: for inputs of millions of rows", check=RATE)
     beam_pipeline_args: List[str] = setting(
         None, "Beam arguments of the Beam components (after --, or --beam-arg)",
         factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])

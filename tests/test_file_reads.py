@@ -1,11 +1,13 @@
 """StatisticsGen and Transform's analysis reading a file at a time: the same rows and statistics as TFX's readers."""
 import glob
+import json
 import os
 import re
 
 import apache_beam as beam
 import pyarrow as pa
 import pytest
+import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.statistics_gen import executor as tfx_statistics_gen
 from tfx.components.transform import executor as tfx_transform
@@ -92,6 +94,50 @@ def test_the_projection_and_the_swap_keep_the_file_at_a_time_reader(ingested):
     assert file_reads.file_at_a_time(plain, ["tfrecords_gzip", "tfrecords_gzip"]).__class__ is swapped.__class__
     assert file_reads.file_at_a_time(plain, "tfrecords") is plain
     assert file_reads.file_at_a_time(plain, None) is plain
+
+
+def _records(pattern):
+    return [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type="GZIP")]
+
+
+def test_a_sample_decodes_only_the_rows_in_sample_and_counts_every_row_read(ingested):
+    pattern = os.path.join(ingested[0], "Split-train", "*")
+    records = _records(pattern)
+    chosen = file_reads.in_sample(tf.constant(records), 0.5).numpy()
+    assert 0.3 < chosen.mean() < 0.7  # about half, and neither all nor none
+    kwargs = dict(schema=load_schema(), raw_record_column_name="__raw_records__")
+    batches, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, sample_rate=0.5, **kwargs), batch_size=16)
+    decoded = pa.Table.from_batches(batches)
+    # (The files may come in any order: Beam spreads them over its workers.)
+    assert sorted(decoded.column("__raw_records__").to_pylist()) == sorted([r] for r, k in zip(records, chosen) if k)
+    assert counted == len(records) + int(chosen.sum())  # file_reads/rows (all read) + file_reads/sampled_rows
+    assert {b.num_rows for b in batches} <= set(range(1, 33))  # batches of 32 records, about 16 kept
+    projected = file_reads.FileAtATimeTFExampleRecord(pattern, sample_rate=0.5, **kwargs).Project(["C1"]).projected
+    assert projected.sample_rate == 0.5
+
+
+def test_statistics_gen_on_a_sample_describes_the_sampled_rows_and_records_the_rate(ingested, tmp_path):
+    """Our executor with TFDV's sample_rate 0.5 writes the statistics TFX's writes of exactly the rows in
+    sample, and the artifact's `sample_rate_by_split` says 0.5 for every split."""
+    sampled = tmp_path / "sampled"
+    for split in SPLITS:
+        records = _records(os.path.join(ingested[0], f"Split-{split}", "*"))
+        kept = [r for r, keep in zip(records, file_reads.in_sample(tf.constant(records), 0.5).numpy()) if keep]
+        os.makedirs(sampled / f"Split-{split}")
+        with tf.io.TFRecordWriter(str(sampled / f"Split-{split}" / "data.gz"), "GZIP") as writer:
+            for record in kept:
+                writer.write(record)
+    options = tfdv.StatsOptions(sample_rate=0.5).to_json()
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.uri = str(tmp_path / "ours")
+    large_batches.StatisticsGenExecutor().Do({"examples": [examples_artifact(ingested[0])]},
+                                             {"statistics": [statistics]}, {"stats_options_json": options})
+    theirs = _statistics(tfx_statistics_gen.Executor, str(sampled), str(tmp_path / "tfx"))
+    for split in SPLITS:
+        ours = tfdv.load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
+        assert _rounded(ours) == _rounded(theirs[split]), split
+    assert 0 < sum(theirs[s].datasets[0].num_examples for s in SPLITS) < 400
+    assert json.loads(statistics.get_json_value_custom_property("sample_rate_by_split")) == {s: 0.5 for s in SPLITS}
 
 
 def test_a_pattern_without_files_is_named(tmp_path):

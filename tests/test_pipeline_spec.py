@@ -40,6 +40,18 @@ def test_statistics_and_transform_read_batches_of_up_to_8192_rows_and_only_they(
     assert batching["max_batch_size"] // batching["element_size_fn"](b"x" * 300) == 8192
 
 
+def test_the_statistics_sample_rate_reaches_statistics_gen_only_below_one():
+    def stats_options(rate):
+        config = configs.PipelineConfig(output_root="/tmp/unused", statistics_sample_rate=rate)
+        component = next(c for c in pipeline_lib.create_pipeline(config).components if c.id == "StatisticsGen")
+        return component.exec_properties.get("stats_options_json")
+
+    assert stats_options(1.0) is None
+    assert json.loads(stats_options(0.1))["_sample_rate"] == 0.1
+    with pytest.raises(configs.SettingsError, match="--statistics-sample-rate"):
+        stats_options(0.0)
+
+
 def test_blessing_needs_auc_floor_and_no_regression():
     eval_config = pipeline_lib.eval_config(min_auc=0.6)
     metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
