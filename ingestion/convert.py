@@ -116,7 +116,8 @@ class ParseBatches(beam.DoFn):
     as it stands (`rows.parse_tsv_lines`); any other batch goes through ParseToExample line by line.
     The encoding (about 15 µs a row, a third of the job) runs on a thread of its own, which the encoder
     frees of the GIL, while this one parses the next batches and writes the encoded ones: up to
-    `ENCODED_AHEAD` batches wait there, and the bundle's end collects the rest."""
+    `ENCODED_AHEAD` encodings (one per split of a batch) wait there, and the bundle's end collects the
+    rest."""
 
     ENCODED_AHEAD = 4
 

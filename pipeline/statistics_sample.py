@@ -5,8 +5,8 @@ decoding is about half of StatisticsGen's per-row cost (BUILD.md). `--statistics
 1) sets that option, and `SamplesBeforeDecoding` has the file-at-a-time reader (pipeline/file_reads.py)
 decode only the rows `file_reads.in_sample` picks, a fixed fraction by each record's fingerprint, while
 TFDV samples nothing more. The statistics then describe the sample (their `num_examples` counts it),
-and the artifact's `sample_rate_by_split` property (TFX's own) records the rate of every split, which
-the demo prints. Inputs other than gzipped `tf.Example` TFRecords, or rates set per split, are left to
+and the artifact's `sample_rate_by_split` property (TFX's own) records the rate of every split; the
+demo's summary states it. Inputs other than gzipped `tf.Example` TFRecords, or rates set per split, are left to
 TFX and TFDV as they are.
 """
 from tensorflow_data_validation.statistics import stats_options
