@@ -70,16 +70,14 @@ class DataConfig:
     num_rows: int = setting(60_000, "rows the embedded generator writes", flag="--rows", check=POSITIVE)
     ctr: float = setting(0.256, "generator click-through rate (Criteo's: 0.256)", check=OPEN_UNIT_INTERVAL)
     seed: int = setting(7, "generator seed", flag="--data-seed")
-    max_cardinality: int = setting(30, "tokens per categorical field at most (1000000: Criteo-like vocabularies)",
-                                   check=POSITIVE)
+    max_cardinality: int = setting(30, "tokens per categorical field at most (1000000: Criteo-like vocabularies)", check=POSITIVE)
 
 
 @dataclasses.dataclass
 class TransformConfig:
     """Vocabulary preprocessing (transforms/preprocessing.py)."""
 
-    min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)",
-                                      check=POSITIVE)
+    min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)", check=POSITIVE)
     num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories", check=POSITIVE)
 
 
@@ -169,9 +167,8 @@ class PipelineConfig:
     pipeline_name: str = setting("rankloss-tfx", "TFX pipeline name")
     output_root: str = setting(None, "where data, artifacts and models go: a folder, gs:// or s3://", factory=_default_output_root)
     min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
-    statistics_sample_rate: float = setting(
-        1.0, "fraction of each split's rows StatisticsGen describes (ExampleValidator checks), drawn before "
-        "decoding: for inputs of millions of rows", check=RATE)
+    statistics_sample_rate: float = setting(1.0, "fraction of each split StatisticsGen describes and ExampleValidator "
+                                            "checks, drawn before decoding (for millions of rows)", check=RATE)
     beam_pipeline_args: List[str] = setting(
         None, "Beam arguments of the Beam components (after --, or --beam-arg)",
         factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])

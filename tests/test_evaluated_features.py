@@ -64,8 +64,11 @@ def test_the_evaluator_computes_tfxs_metrics_and_blessing(demo_run, tmp_path):
     ours, our_blessing = _evaluate(evaluated_features.EvaluatorExecutor, pipeline_root, str(tmp_path / "ours"))
     theirs, their_blessing = _evaluate(tfx_evaluator.Executor, pipeline_root, str(tmp_path / "tfx"))
     assert set(ours) == set(theirs) >= {"auc", "logloss", "weighted_bce", "calibration", "example_count"}
-    for name, value in theirs.items():  # sums over other batch boundaries: equal to float64 rounding
-        assert ours[name] == pytest.approx(value, rel=1e-9), name
+    # TFMA batches the examples for the model as Beam's timing goes, and the model's float32 outputs
+    # depend on the batch's shape (oneDNN's kernels: 42 of 2,000 test predictions moved by up to 6e-8
+    # between one batch and batches of 37), so the sums agree to float32 rounding, not float64's.
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value, rel=1e-6), name
     assert our_blessing == their_blessing and our_blessing[0] in ("BLESSED", "NOT_BLESSED")
 
 
