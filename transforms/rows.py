@@ -100,12 +100,16 @@ _FEATURES = pa.struct([(name, pa.int64()) for name in features.NUMERIC_FEATURES]
                       + [(name, pa.binary()) for name in features.CATEGORICAL_FEATURES])  # str -> UTF-8 bytes
 
 
+def _list_column_of_present(values: pa.Array, present: np.ndarray) -> pa.ListArray:
+    """[v] per row where `present`, taking `values` in order; null where absent."""
+    offsets = np.zeros(len(present) + 1, np.int32)
+    np.cumsum(present, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~present))
+
+
 def _list_column(flat: pa.Array) -> pa.ListArray:
     """[v] per present value, null per null."""
-    present = flat.is_valid()
-    offsets = np.zeros(len(flat) + 1, np.int32)
-    np.cumsum(present.to_numpy(zero_copy_only=False), out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), flat.drop_null(), mask=pc.invert(present))
+    return _list_column_of_present(flat.drop_null(), flat.is_valid().to_numpy(zero_copy_only=False))
 
 
 def record_batch(parsed: Sequence[Tuple[int, Row]]) -> pa.RecordBatch:
@@ -142,13 +146,6 @@ _PADDED_FIELD = f"(^|\t){_SPACE}|{_SPACE}(\t|$)"
 # up to 15 digits, so longer ones are left to it. An empty field is missing.
 _LABEL_AND_INTEGERS = r"^(0|1|0\.0|1\.0)(\t([+-]?([0-9]+|[0-9]{1,15}\.0+))?){13}\t"
 _PLUS_OR_ZERO_FRACTION = r"^\+|\.0+$"  # what Arrow's integer cast does not take
-
-
-def _list_column_of_present(values: pa.Array, present: np.ndarray) -> pa.ListArray:
-    """[v] per row where `present`, taking `values` in order; null where absent."""
-    offsets = np.zeros(len(present) + 1, np.int32)
-    np.cumsum(present, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~present))
 
 
 def parse_tsv_lines(lines: Sequence[str]) -> Optional[pa.RecordBatch]:
