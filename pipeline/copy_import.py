@@ -13,7 +13,7 @@ TFX's own executor. A corrupt file is not noticed here but by the first componen
 import os
 
 from absl import logging
-from tfx import v1 as tfx
+from tfx import components
 from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.import_example_gen import executor as import_executor
 from tfx.components.util import examples_utils
@@ -70,5 +70,5 @@ class Executor(import_executor.Executor):
         return None
 
 
-class ImportExampleGen(tfx.components.ImportExampleGen):
+class ImportExampleGen(components.ImportExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

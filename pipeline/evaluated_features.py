@@ -16,7 +16,7 @@ from typing import Set
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
-from tfx import v1 as tfx
+from tfx import components
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs as specs
@@ -53,7 +53,7 @@ class EvaluatorExecutor(evaluator_executor.Executor):
             return super().Do(input_dict, output_dict, exec_properties)
 
 
-class Evaluator(tfx.components.Evaluator):
+class Evaluator(components.Evaluator):
     """TFX's Evaluator (its id, outputs and ML Metadata) running `EvaluatorExecutor`."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)

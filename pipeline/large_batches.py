@@ -23,7 +23,7 @@ import contextlib
 from typing import Iterator
 
 from absl import flags
-from tfx import v1 as tfx
+from tfx import components
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
@@ -66,9 +66,9 @@ class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, mater
     transformed examples a file at a time (pipeline/materialize.py)."""
 
 
-class StatisticsGen(tfx.components.StatisticsGen):
+class StatisticsGen(components.StatisticsGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(StatisticsGenExecutor)
 
 
-class Transform(tfx.components.Transform):
+class Transform(components.Transform):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(TransformExecutor)

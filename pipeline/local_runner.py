@@ -18,7 +18,10 @@ if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import f
 
 from settings import configs, flags, object_storage  # pylint: disable=g-import-not-at-top
 from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
+from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=g-import-not-at-top
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
+from tfx.orchestration.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
 
 FLAGS_VARIABLE = "RANKLOSS_FLAGS"
 
@@ -33,15 +36,15 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = __doc_
 
 
 def run(config: configs.PipelineConfig,
-        create: Callable[..., tfx.dsl.Pipeline] = pipeline_lib.create_pipeline) -> None:
+        create: Callable[..., Pipeline] = pipeline_lib.create_pipeline) -> None:
     """Runs `create(config)` (the whole pipeline, or `create_data_pipeline` for the part up to Transform)."""
     object_storage.enable_tensorflow_s3([config.output_root])
     object_storage.configure_beam_file_systems(config.beam_pipeline_args)  # the Beam steps run in this process
-    if not tfx.dsl.io.fileio.isdir(config.tfrecord_root):
+    if not fileio.isdir(config.tfrecord_root):
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
-    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(create(config, metadata_connection_config=metadata))
+    metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path)
+    LocalDagRunner().run(create(config, metadata_connection_config=metadata))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,14 @@ from typing import Any, Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from tfx.components import ExampleValidator, Pusher, Trainer
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
+from tfx.types import Channel, standard_artifacts
 
 from pipeline import atomic_pusher, copy_import, evaluated_features, large_batches
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
@@ -35,8 +41,10 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
         change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                                                      absolute={"value": -1e-10}))
     return tfma.EvalConfig(
+        # A generic SavedModel: TFMA would otherwise revive it as a Keras model (twice: once to detect its
+        # type), which the `serving_default` signature it calls does not need.
         model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=features.LABEL_KEY,
-                                    preprocessing_function_names=[])],
+                                    model_type=tfma.TF_GENERIC, preprocessing_function_names=[])],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
@@ -51,6 +59,13 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
         ])])
 
 
+def _vertex_extension() -> Any:
+    """TFX's Vertex AI extension, imported only for a pipeline that trains on Vertex AI: it loads
+    google-cloud-aiplatform, about 5 s in every process that imports it (local runs, Trainer replicas)."""
+    from tfx.v1.extensions import google_cloud_ai_platform  # pylint: disable=import-outside-toplevel
+    return google_cloud_ai_platform
+
+
 def vertex_training_job(vertex: VertexConfig, image: str) -> Dict[str, Any]:
     """The Trainer `custom_config` entries that make TFX's Vertex AI Trainer run a CustomJob.
 
@@ -63,21 +78,20 @@ def vertex_training_job(vertex: VertexConfig, image: str) -> Dict[str, Any]:
                 "container_spec": {"image_uri": image}}
 
     pools = [pool(1)] + ([pool(vertex.training_replicas - 1)] if vertex.training_replicas > 1 else [])
-    return {tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
-            tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: vertex.region,
-            tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY: {"project": vertex.project,
-                                                                         "worker_pool_specs": pools}}
+    extension = _vertex_extension()
+    return {extension.ENABLE_VERTEX_KEY: True, extension.VERTEX_REGION_KEY: vertex.region,
+            extension.TRAINING_ARGS_KEY: {"project": vertex.project, "worker_pool_specs": pools}}
 
 
 def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
     """TFX's Trainer; with `--training-replicas`, TFX's Vertex AI Trainer running the same `run_fn`."""
     custom_config = TrainerSettings.from_pipeline_config(config).to_custom_config()
     if not config.vertex.training_replicas:
-        return tfx.components.Trainer(run_fn=RUN_FN, custom_config=custom_config, **channels)
+        return Trainer(run_fn=RUN_FN, custom_config=custom_config, **channels)
     if not image:
         raise SettingsError("--training-replicas: a Vertex AI training job needs the pipeline image "
                             "(compile with python -m pipeline.kubeflow_v2_runner --image ...)")
-    return tfx.extensions.google_cloud_ai_platform.Trainer(
+    return _vertex_extension().Trainer(
         run_fn=RUN_FN, custom_config={**custom_config, **vertex_training_job(config.vertex, image)}, **channels)
 
 
@@ -85,20 +99,20 @@ def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
     """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
     example_gen = copy_import.ImportExampleGen(
         input_base=config.tfrecord_root,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
     statistics_gen = large_batches.StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=(tfdv.StatsOptions(sample_rate=config.statistics_sample_rate)
                        if config.statistics_sample_rate < 1.0 else None))
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    example_validator = tfx.components.ExampleValidator(
+    schema_gen = ImportSchemaGen(schema_file=schema_path)
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     transform = large_batches.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=dataclasses.asdict(config.transform),
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
         # No statistics of the transformed data (nothing reads them) and no analyzer cache (no
         # run feeds one back): each cost ~20 s of Beam stages per run at any data size.
         disable_statistics=True, disable_analyzer_cache=True)
@@ -106,17 +120,17 @@ def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
 
 
 def create_data_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
-                         metadata_connection_config: Optional[Any] = None) -> tfx.dsl.Pipeline:
+                         metadata_connection_config: Optional[Any] = None) -> Pipeline:
     """The DAG up to Transform: the shared input of studies that train many models on the same data."""
     validate(config)
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=_data_components(config, schema_path), enable_cache=True,
         metadata_connection_config=metadata_connection_config, beam_pipeline_args=config.beam_pipeline_args)
 
 
 def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
-                    metadata_connection_config: Optional[Any] = None, image: Optional[str] = None) -> tfx.dsl.Pipeline:
+                    metadata_connection_config: Optional[Any] = None, image: Optional[str] = None) -> Pipeline:
     """The whole DAG for `config`.
 
     `schema_path` is where the curated schema is when the components run (inside the
@@ -132,24 +146,24 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]))
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]))
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
     evaluator = evaluated_features.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config.min_eval_auc, config.loss.beta_pos),
         example_splits=[EVALUATION_SPLIT])
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_root)),
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_root)),
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,

@@ -4,7 +4,7 @@ from typing import Dict, Optional, Tuple
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from tfx.orchestration import metadata as tfx_metadata
 
 from settings.configs import PipelineConfig
 
@@ -23,7 +23,7 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
 
 def latest_run(config: PipelineConfig) -> Dict[str, Optional[object]]:
     """Metrics, blessing and pushed path of the newest run of `config`'s pipeline."""
-    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(config.metadata_path))
     evaluation = _newest_artifact_of_type(store, "ModelEvaluation", config.pipeline_root)
     blessing = _newest_artifact_of_type(store, "ModelBlessing", config.pipeline_root)
     pushed = _newest_artifact_of_type(store, "PushedModel", config.pipeline_root)
@@ -40,7 +40,7 @@ def latest_run(config: PipelineConfig) -> Dict[str, Optional[object]]:
 def component_seconds(metadata_path: str) -> Dict[str, Tuple[float, bool]]:
     """{component class name: (seconds, whether its result came from the cache)} of each component's
     newest execution in an ML Metadata SQLite store."""
-    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(metadata_path))
     types = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
     return {types[e.type_id]: ((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000,
                                e.last_known_state == mlmd.proto.Execution.CACHED)

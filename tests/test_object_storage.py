@@ -1,6 +1,7 @@
 """The pipeline's flow on object storage: an S3-compatible server (moto) on loopback holds the raw logs,
 the TFRecords, the pipeline root and the pushed models; the model server polls its versions there.
 On a GCS emulator, what Beam alone does: ingestion."""
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -106,14 +107,18 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
     base_key = "run/serving/rankloss-tfx"
     version = max(int(key.split("/")[3]) for key in keys if key.startswith(base_key + "/"))
     version_prefix = f"{base_key}/{version}/"
-    local = tmp_path / "pushed"
-    _download(client, version_prefix, str(local))
-    expected = tf.saved_model.load(str(local)).signatures["serving_default"](
-        examples=tf.constant(_examples(ROWS)))["probabilities"].numpy()
+
+    def predicted_locally():
+        local = tmp_path / "pushed"
+        _download(client, version_prefix, str(local))
+        return tf.saved_model.load(str(local)).signatures["serving_default"](
+            examples=tf.constant(_examples(ROWS)))["probabilities"].numpy()
+
+    expected = concurrent.futures.ThreadPoolExecutor(1).submit(predicted_locally)  # while the server starts
     with running_server({"rankloss": f"s3://{BUCKET}/{base_key}"}, tmp_path / "server.log",
                         "--file_system_poll_wait_seconds", "0.5", env=env) as url:
         served = ServingClient(url, "rankloss").predict_examples(_examples(ROWS))
-        np.testing.assert_allclose(served, expected, rtol=1e-5)
+        np.testing.assert_allclose(served, expected.result(), rtol=1e-5)
         newer = str(version + 1)
         for key in sorted(_keys(client, version_prefix), key=lambda k: k.endswith("saved_model.pb")):  # .pb last
             client.copy_object(Bucket=BUCKET, CopySource={"Bucket": BUCKET, "Key": key},

@@ -7,7 +7,7 @@ import glob
 import os
 from typing import Tuple
 
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from settings.configs import TrainerSettings
 from trainer import task
@@ -42,7 +42,7 @@ def train_and_export(pipeline_root: str, settings: TrainerSettings, work_dir: st
     """
     examples, transform_graph = latest_transform_output(pipeline_root)
     serving_dir = os.path.join(work_dir, "serving")
-    task.run_fn(tfx.components.FnArgs(
+    task.run_fn(FnArgs(
         train_files=[split_files(examples, "train")], eval_files=[split_files(examples, "eval")],
         transform_output=transform_graph,
         serving_model_dir=serving_dir, model_run_dir=os.path.join(work_dir, "model_run", "1"),

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from serving import signatures
 from settings.configs import TrainerSettings
@@ -86,7 +86,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     return TrainedModel(ctr_model, validation, history.history)
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Trains DCN V2 with the configured loss and exports the serving SavedModel; with a cluster in
     `TF_CONFIG`, on every worker, and only the chief's export lands (`trainer.distribution`)."""
     strategy = distribution.make_strategy()
