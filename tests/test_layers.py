@@ -66,6 +66,16 @@ def test_light_modules_load_no_heavy_framework(module, forbidden):
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_local_pipeline_and_the_trainer_do_not_load_vertex_ai():
+    # `from tfx import v1` loads google-cloud-aiplatform (about 5 s a process); only a Vertex AI Trainer needs it.
+    code = ("import sys, trainer.task; from pipeline import local_runner, pipeline; from settings import configs; "
+            "pipeline.create_pipeline(configs.PipelineConfig()); print('google.cloud.aiplatform' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=project_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_modules_stay_small_and_run_fn_reads_like_the_templates():
     sizes = {os.path.relpath(p, ROOT): sum(1 for _ in open(p, encoding="utf-8"))
              for package in list(ALLOWED) + ["tests"] for p in _modules(package)}
