@@ -62,8 +62,11 @@ class StatisticsGenExecutor(_ByteSizeBatching, statistics_sample.SamplesBeforeDe
 class TransformExecutor(_ByteSizeBatching, transform_scratch.LocalScratch, materialize.WritesFileAtATime,
                         file_reads.ReadsFileAtATime, transform_executor.Executor):
     """Also keeps its scratch files on local disk for an object-store root under the DirectRunner, reads
-    gzipped `tf.Example` files for the analysis a file at a time (pipeline/file_reads.py), and writes the
-    transformed examples a file at a time (pipeline/materialize.py)."""
+    gzipped `tf.Example` files for the analysis a file at a time, parsed by TensorFlow (its batches become
+    tensors; pipeline/file_reads.py), and writes the transformed examples a file at a time
+    (pipeline/materialize.py)."""
+
+    parse_in_tensorflow = True
 
 
 class StatisticsGen(components.StatisticsGen):

@@ -14,7 +14,7 @@ from tfx.components.transform import executor as tfx_transform
 from tfx.components.util import tfxio_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
-from tfx_bsl.tfxio import tf_example_record
+from tfx_bsl.tfxio import tensor_adapter, tf_example_record
 
 from pipeline import file_reads, large_batches
 from tests.conftest import TRAIN_FILES, examples_artifact
@@ -63,23 +63,53 @@ def _read(tfxio, batch_size=None):
     return list(_COLLECTED), sum(c.result for c in rows["counters"])
 
 
+@pytest.mark.parametrize("parse_in_tensorflow", [False, True])
 @pytest.mark.parametrize("raw_record_column", [None, "__raw_records__"])
-def test_a_file_decodes_to_tfxs_rows_in_its_order_whatever_the_batch(ingested, raw_record_column):
+def test_a_file_decodes_to_tfxs_rows_in_its_order_whatever_the_batch(ingested, raw_record_column, parse_in_tensorflow):
     pattern = os.path.join(ingested[0], "Split-train", "*")
     first_file = sorted(glob.glob(pattern))[0]
     kwargs = dict(schema=load_schema(), raw_record_column_name=raw_record_column)
     theirs = pa.Table.from_batches(_read(tf_example_record.TFExampleRecord(first_file, **kwargs))[0])
-    batches, counted = _read(file_reads.FileAtATimeTFExampleRecord(first_file, **kwargs), batch_size=7)
+    ours_kwargs = dict(kwargs, parse_in_tensorflow=parse_in_tensorflow)
+    batches, counted = _read(file_reads.FileAtATimeTFExampleRecord(first_file, **ours_kwargs), batch_size=7)
     assert {b.num_rows for b in batches[:-1]} == {7}
     ours = pa.Table.from_batches(batches)
     assert ours.num_rows == counted == theirs.num_rows > 0
     # TFX's reader yields one file's rows in file order too (one element per record, read in sequence).
     assert ours.combine_chunks().equals(theirs.combine_chunks())
+    assert ours.column("I5").null_count > 0 and ours.column("C20").null_count > 0  # missing values were read
 
-    every_file, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, **kwargs))
+    every_file, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, **ours_kwargs))
     assert len(every_file) == TRAIN_FILES  # one batch per file: each holds fewer rows than BATCH_ROWS
     assert counted == sum(b.num_rows for b in every_file) == pa.Table.from_batches(
         _read(tf_example_record.TFExampleRecord(pattern, **kwargs))[0]).num_rows
+
+
+def test_parsing_in_tensorflow_differs_only_on_a_present_empty_list_and_makes_the_same_tensors(tmp_path):
+    present_but_empty, full = tf.train.Example(), tf.train.Example()
+    present_but_empty.features.feature["I1"].int64_list.SetInParent()
+    full.features.feature["I1"].int64_list.value.append(5)
+    full.features.feature["C1"].bytes_list.value.append(b"68fd1e64")
+    path, schema = str(tmp_path / "two.gz"), load_schema()
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for example in (present_but_empty, full):
+            writer.write(example.SerializeToString())
+    read = {}
+    for parse in (False, True):
+        decode = file_reads.DecodeFiles(schema.SerializeToString(), None, 8, parse_in_tensorflow=parse)
+        decode.setup()
+        [read[parse]] = list(decode.process(path))
+    assert read[False].column(read[False].schema.get_field_index("I1")).to_pylist() == [[], [5]]
+    assert read[True].column(read[True].schema.get_field_index("I1")).to_pylist() == [None, [5]]
+    others = [name for name in read[False].schema.names if name != "I1"]
+    tables = {parse: pa.Table.from_batches([batch]).select(others) for parse, batch in read.items()}
+    assert tables[True].equals(tables[False])
+    adapter = tensor_adapter.TensorAdapter(tf_example_record.TFExampleRecord(path, schema=schema).TensorAdapterConfig())
+    decoded, parsed = adapter.ToBatchTensors(read[False]), adapter.ToBatchTensors(read[True])
+    assert sorted(decoded) == sorted(parsed) and "I1" in decoded
+    for name, tensor in decoded.items():
+        for part in ("indices", "values", "dense_shape"):
+            assert getattr(tensor, part).numpy().tolist() == getattr(parsed[name], part).numpy().tolist(), name
 
 
 def test_the_projection_and_the_swap_keep_the_file_at_a_time_reader(ingested):
@@ -165,6 +195,8 @@ def test_statistics_gen_and_transform_build_file_at_a_time_readers_within_the_ex
         assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
     assert issubclass(large_batches.StatisticsGenExecutor, file_reads.ReadsFileAtATime)
     assert issubclass(large_batches.TransformExecutor, file_reads.ReadsFileAtATime)
+    assert large_batches.TransformExecutor.parse_in_tensorflow  # its analysis turns the batches into tensors
+    assert not large_batches.StatisticsGenExecutor.parse_in_tensorflow  # TFDV tells an empty list from a null
 
 
 @pytest.mark.parametrize("payload, file_format, expected", [
