@@ -104,6 +104,7 @@ class DecodeFiles(beam.DoFn):
         self._sample_rate = sample_rate
         self._parse_in_tensorflow = parse_in_tensorflow
         self._decoder = None
+        self._arrow_schema = None
         self._parse_spec = None
         self._rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows")
         self._sampled_rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "sampled_rows")
@@ -111,7 +112,8 @@ class DecodeFiles(beam.DoFn):
     def setup(self):
         self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema)
         if self._parse_in_tensorflow and self._serialized_schema is not None:
-            self._parse_spec = var_len_feature_spec(self._decoder.ArrowSchema())
+            self._arrow_schema = self._decoder.ArrowSchema()
+            self._parse_spec = var_len_feature_spec(self._arrow_schema)
 
     def process(self, path: str) -> Iterator[pa.RecordBatch]:
         object_storage.enable_tensorflow_s3([path])
@@ -133,7 +135,7 @@ class DecodeFiles(beam.DoFn):
                 continue
             records = batch.tolist()
             if spec is not None:
-                decoded = record_batch_of_parsed(parsed, len(records), self._decoder.ArrowSchema())
+                decoded = record_batch_of_parsed(parsed, len(records), self._arrow_schema)
             else:
                 decoded = self._decoder.DecodeBatch(records)
             if self._raw_record_column_name is not None:
