@@ -20,6 +20,13 @@ difference: a feature whose value list is present but empty is null here and an 
 decoder; both become the same tensors, so Transform's analysis is unchanged, while TFDV would count
 the two apart, so StatisticsGen and the Evaluator keep the decoder.
 
+tfx-bsl's decoder lets go of Python's lock while it decodes, but one decoder is not thread-safe: each
+batch is decoded on one of `DECODE_THREADS` threads with its own decoder, while the components
+downstream (TFDV's generators, the Evaluator) take the batch before, and the batches still come out in
+the file's order. The StatisticsGen executor alone on 600k rows took 16.3-16.4 s instead of 23.5-24.7 s
+with byte-identical statistics (two alternating runs each, BUILD.md); Transform's analysis, which parses
+in TensorFlow, took the same time either way.
+
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
 tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
@@ -27,7 +34,10 @@ tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
 plain `TFExampleRecord` over gzipped files for the length of the executor's `Do` (as `large_batches`
 sets its flag); the Evaluator's executor also projects it (pipeline/evaluated_features.py).
 """
+import collections
+import concurrent.futures
 import contextlib
+import threading
 from typing import Dict, Iterator, List, Optional, Union
 
 import apache_beam as beam
@@ -43,6 +53,7 @@ from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 from settings import object_storage
 
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under byte-size batching (pipeline/large_batches.py)
+DECODE_THREADS = 2
 COUNTER_NAMESPACE = "file_reads"
 GZIP_FORMAT = "tfrecords_gzip"  # ImportExampleGen's file format
 _SAMPLE_BUCKETS = 1 << 30
@@ -94,6 +105,9 @@ class DecodeFiles(beam.DoFn):
     Counts the rows read from each file under `file_reads/rows` in Beam's metrics, and the rows decoded
     under `file_reads/sampled_rows` when sampling. With `parse_in_tensorflow`, where every column is a
     list, `tf.io.parse_example` parses the batches (a present but empty value list becomes null).
+
+    `DECODE_THREADS` threads, each with its own decoder (one is not thread-safe), decode the next batches
+    while the components downstream read the last one, and the batches come out in the file's order.
     """
 
     def __init__(self, serialized_schema: Optional[bytes], raw_record_column_name: Optional[str],
@@ -103,17 +117,23 @@ class DecodeFiles(beam.DoFn):
         self._batch_rows = batch_rows
         self._sample_rate = sample_rate
         self._parse_in_tensorflow = parse_in_tensorflow
-        self._decoder = None
         self._arrow_schema = None
         self._parse_spec = None
+        self._decoders = None
+        self._pool = None
         self._rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows")
         self._sampled_rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "sampled_rows")
 
     def setup(self):
-        self._decoder = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema)
         if self._parse_in_tensorflow and self._serialized_schema is not None:
-            self._arrow_schema = self._decoder.ArrowSchema()
+            self._arrow_schema = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema).ArrowSchema()
             self._parse_spec = var_len_feature_spec(self._arrow_schema)
+        self._decoders = threading.local()
+        self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+
+    def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def process(self, path: str) -> Iterator[pa.RecordBatch]:
         object_storage.enable_tensorflow_s3([path])
@@ -127,22 +147,29 @@ class DecodeFiles(beam.DoFn):
         spec = self._parse_spec
         if spec is not None:
             batches = batches.map(lambda rows_read, batch: (rows_read, batch, parse_rows_and_values(batch, spec)))
-        else:
-            batches = batches.map(lambda rows_read, batch: (rows_read, batch, {}))
-        for rows_read, batch, parsed in batches.prefetch(2).as_numpy_iterator():
-            self._rows.inc(int(rows_read))
+        decoding = collections.deque()
+        for rows_read, batch, *parsed in batches.prefetch(2).as_numpy_iterator():
+            self._rows.inc(int(rows_read))  # Beam's metrics are counted on the bundle's thread
             if not len(batch):
                 continue
-            records = batch.tolist()
-            if spec is not None:
-                decoded = record_batch_of_parsed(parsed, len(records), self._arrow_schema)
-            else:
-                decoded = self._decoder.DecodeBatch(records)
-            if self._raw_record_column_name is not None:
-                decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records)
             if self._sample_rate < 1.0:
-                self._sampled_rows.inc(len(records))
-            yield decoded
+                self._sampled_rows.inc(len(batch))
+            decoding.append(self._pool.submit(self._decode, batch.tolist(), parsed))
+            if len(decoding) > DECODE_THREADS:
+                yield decoding.popleft().result()
+        while decoding:
+            yield decoding.popleft().result()
+
+    def _decode(self, records: List[bytes], parsed: list) -> pa.RecordBatch:
+        if parsed:
+            decoded = record_batch_of_parsed(parsed[0], len(records), self._arrow_schema)
+        else:
+            if not hasattr(self._decoders, "decoder"):
+                self._decoders.decoder = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema)
+            decoded = self._decoders.decoder.DecodeBatch(records)
+        if self._raw_record_column_name is not None:
+            decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records)
+        return decoded
 
 
 class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):

@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import f
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from settings import configs, flags, object_storage  # pylint: disable=g-import-not-at-top
-from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+from pipeline import beam_dependencies, pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
 from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=g-import-not-at-top
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
@@ -44,7 +44,8 @@ def run(config: configs.PipelineConfig,
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
     metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path)
-    LocalDagRunner().run(create(config, metadata_connection_config=metadata))
+    with beam_dependencies.no_tfx_sdist_for_local_workers(config.beam_pipeline_args):
+        LocalDagRunner().run(create(config, metadata_connection_config=metadata))
 
 
 if __name__ == "__main__":

@@ -15,18 +15,11 @@ import shutil
 import tempfile
 from typing import Iterator, Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx.components.transform import executor as transform_executor
 from tfx.types import artifact_utils, standard_component_specs
 
+from pipeline.beam_dependencies import runs_on_this_machine
 from settings import object_storage
-
-_DIRECT_RUNNERS = (None, "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
-
-
-def runs_on_this_machine(beam_pipeline_args: Sequence[str]) -> bool:
-    """True when the Beam arguments select a DirectRunner (the default when they name no runner)."""
-    return PipelineOptions(list(beam_pipeline_args)).view_as(StandardOptions).runner in _DIRECT_RUNNERS
 
 
 @contextlib.contextmanager

@@ -112,6 +112,21 @@ def test_parsing_in_tensorflow_differs_only_on_a_present_empty_list_and_makes_th
             assert getattr(tensor, part).numpy().tolist() == getattr(parsed[name], part).numpy().tolist(), name
 
 
+def test_a_record_the_decoder_rejects_fails_the_read_from_its_decoding_thread(ingested, tmp_path):
+    path = str(tmp_path / "broken.gz")
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for record in _records(os.path.join(ingested[0], "Split-train", "*"))[:20] + [b"not a tf.Example"]:
+            writer.write(record)
+    decode = file_reads.DecodeFiles(load_schema().SerializeToString(), None, 4)
+    decode.setup()
+    decoded = []
+    with pytest.raises(RuntimeError, match="Unable to parse example"):
+        for batch in decode.process(path):
+            decoded.append(batch)
+    decode.teardown()
+    assert [batch.num_rows for batch in decoded] == [4] * 5  # the batches before it came out
+
+
 def test_the_projection_and_the_swap_keep_the_file_at_a_time_reader(ingested):
     pattern = os.path.join(ingested[0], "Split-train", "*")
     plain = tf_example_record.TFExampleRecord(pattern, schema=load_schema(), telemetry_descriptors=["t"])

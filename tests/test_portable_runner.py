@@ -12,7 +12,11 @@ import shutil
 
 import numpy as np
 import pytest
-from pipeline import portable_beam
+from tfx.components.statistics_gen import executor as statistics_gen_executor
+from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+from tfx.utils import dependency_utils
+
+from pipeline import beam_dependencies, portable_beam
 from tests.conftest import assert_same_examples, read_examples
 from transforms.splits import SPLITS
 
@@ -91,3 +95,16 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
     with open(os.path.join(artifact(portable, "Transform", "transform_graph"), "transformed_metadata",
                            "asset_map")) as f:
         assert json.load(f)["vocab_C1"] == "vocab_C1"
+
+
+def test_tfx_builds_no_sdist_for_workers_that_run_on_this_machine():
+    make_flags = dependency_utils.make_beam_dependency_flags
+    local = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    with beam_dependencies.no_tfx_sdist_for_local_workers(local):
+        executor = statistics_gen_executor.Executor(BaseBeamExecutor.Context(beam_pipeline_args=local))
+    args = executor._beam_pipeline_args  # pylint: disable=protected-access
+    assert args[:2] == local and not any(arg.startswith("--extra_package") for arg in args)
+    assert dependency_utils.make_beam_dependency_flags is make_flags  # TFX's own again after
+    for elsewhere in (["--runner=PortableRunner", "--job_endpoint=localhost:1"], ["--runner=DataflowRunner"]):
+        with beam_dependencies.no_tfx_sdist_for_local_workers(elsewhere):
+            assert dependency_utils.make_beam_dependency_flags is make_flags, elsewhere
