@@ -23,9 +23,9 @@ the two apart, so StatisticsGen and the Evaluator keep the decoder.
 tfx-bsl's decoder lets go of Python's lock while it decodes, but one decoder is not thread-safe: each
 batch is decoded on one of `DECODE_THREADS` threads with its own decoder, while the components
 downstream (TFDV's generators, the Evaluator) take the batch before, and the batches still come out in
-the file's order. The StatisticsGen executor alone on 600k rows took 16.3-16.4 s instead of 23.5-24.7 s
-with byte-identical statistics (two alternating runs each, BUILD.md); Transform's analysis, which parses
-in TensorFlow, took the same time either way.
+the file's order. The StatisticsGen executor alone on 600k rows took 16.3-19.2 s instead of 23.5-26.0 s
+with byte-identical statistics (six alternating runs each way, BUILD.md). Transform's analysis parses in
+TensorFlow and keeps one thread: its NumPy and Arrow conversion gained nothing on other threads.
 
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
@@ -34,11 +34,9 @@ tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
 plain `TFExampleRecord` over gzipped files for the length of the executor's `Do` (as `large_batches`
 sets its flag); the Evaluator's executor also projects it (pipeline/evaluated_features.py).
 """
-import collections
 import concurrent.futures
 import contextlib
-import threading
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
@@ -50,6 +48,7 @@ from tfx.proto import example_gen_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 
+from pipeline import worker_threads
 from settings import object_storage
 
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under byte-size batching (pipeline/large_batches.py)
@@ -106,8 +105,9 @@ class DecodeFiles(beam.DoFn):
     under `file_reads/sampled_rows` when sampling. With `parse_in_tensorflow`, where every column is a
     list, `tf.io.parse_example` parses the batches (a present but empty value list becomes null).
 
-    `DECODE_THREADS` threads, each with its own decoder (one is not thread-safe), decode the next batches
-    while the components downstream read the last one, and the batches come out in the file's order.
+    Without `parse_in_tensorflow`, `DECODE_THREADS` threads, each with its own decoder (one is not
+    thread-safe), decode the next batches while the components downstream read the last one, and the
+    batches come out in the file's order.
     """
 
     def __init__(self, serialized_schema: Optional[bytes], raw_record_column_name: Optional[str],
@@ -128,7 +128,8 @@ class DecodeFiles(beam.DoFn):
         if self._parse_in_tensorflow and self._serialized_schema is not None:
             self._arrow_schema = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema).ArrowSchema()
             self._parse_spec = var_len_feature_spec(self._arrow_schema)
-        self._decoders = threading.local()
+        self._decoders = worker_threads.PerThread(
+            lambda: example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema))
         self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
 
     def teardown(self):
@@ -147,26 +148,26 @@ class DecodeFiles(beam.DoFn):
         spec = self._parse_spec
         if spec is not None:
             batches = batches.map(lambda rows_read, batch: (rows_read, batch, parse_rows_and_values(batch, spec)))
-        decoding = collections.deque()
-        for rows_read, batch, *parsed in batches.prefetch(2).as_numpy_iterator():
-            self._rows.inc(int(rows_read))  # Beam's metrics are counted on the bundle's thread
-            if not len(batch):
-                continue
-            if self._sample_rate < 1.0:
-                self._sampled_rows.inc(len(batch))
-            decoding.append(self._pool.submit(self._decode, batch.tolist(), parsed))
-            if len(decoding) > DECODE_THREADS:
-                yield decoding.popleft().result()
-        while decoding:
-            yield decoding.popleft().result()
 
-    def _decode(self, records: List[bytes], parsed: list) -> pa.RecordBatch:
+        def counted():  # on the bundle's thread, where Beam's metrics are counted
+            for rows_read, batch, *parsed in batches.prefetch(2).as_numpy_iterator():
+                self._rows.inc(int(rows_read))
+                if len(batch):
+                    if self._sample_rate < 1.0:
+                        self._sampled_rows.inc(len(batch))
+                    yield batch.tolist(), parsed
+
+        if spec is not None:  # NumPy and Arrow calls: nothing to gain on other threads
+            yield from map(self._decode, counted())
+        else:
+            yield from worker_threads.map_in_order(self._pool, self._decode, counted(), DECODE_THREADS)
+
+    def _decode(self, records_and_parsed: Tuple[List[bytes], list]) -> pa.RecordBatch:
+        records, parsed = records_and_parsed
         if parsed:
             decoded = record_batch_of_parsed(parsed[0], len(records), self._arrow_schema)
         else:
-            if not hasattr(self._decoders, "decoder"):
-                self._decoders.decoder = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema)
-            decoded = self._decoders.decoder.DecodeBatch(records)
+            decoded = self._decoders.get().DecodeBatch(records)
         if self._raw_record_column_name is not None:
             decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records)
         return decoded

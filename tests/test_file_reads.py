@@ -1,8 +1,11 @@
 """StatisticsGen and Transform's analysis reading a file at a time: the same rows and statistics as TFX's readers."""
+import concurrent.futures
 import glob
 import json
 import os
 import re
+import threading
+import time
 
 import apache_beam as beam
 import pyarrow as pa
@@ -16,7 +19,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx_bsl.tfxio import tensor_adapter, tf_example_record
 
-from pipeline import file_reads, large_batches
+from pipeline import file_reads, large_batches, worker_threads
 from tests.conftest import TRAIN_FILES, examples_artifact
 from transforms.schema import load_schema
 from transforms.splits import SPLITS
@@ -125,6 +128,16 @@ def test_a_record_the_decoder_rejects_fails_the_read_from_its_decoding_thread(in
             decoded.append(batch)
     decode.teardown()
     assert [batch.num_rows for batch in decoded] == [4] * 5  # the batches before it came out
+
+
+def test_threads_results_come_in_the_items_order_even_when_later_ones_finish_first():
+    delays = [0.06, 0.0, 0.04, 0.0, 0.02, 0.0]
+    per_thread = worker_threads.PerThread(threading.get_ident)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        done = list(worker_threads.map_in_order(pool, lambda d: (time.sleep(d), d, per_thread.get())[1:], delays, 3))
+    assert [delay for delay, _ in done] == delays
+    assert all(thread != threading.get_ident() for _, thread in done)  # each made on a pool thread
+    assert len({thread for _, thread in done}) > 1
 
 
 def test_the_projection_and_the_swap_keep_the_file_at_a_time_reader(ingested):
