@@ -128,9 +128,10 @@ class DecodeFiles(beam.DoFn):
         if self._parse_in_tensorflow and self._serialized_schema is not None:
             self._arrow_schema = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema).ArrowSchema()
             self._parse_spec = var_len_feature_spec(self._arrow_schema)
-        self._decoders = worker_threads.PerThread(
-            lambda: example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema))
-        self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        if self._parse_spec is None:  # tfx-bsl decodes, on threads
+            self._decoders = worker_threads.PerThread(
+                lambda: example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema))
+            self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
 
     def teardown(self):
         if self._pool is not None:
@@ -157,7 +158,7 @@ class DecodeFiles(beam.DoFn):
                         self._sampled_rows.inc(len(batch))
                     yield batch.tolist(), parsed
 
-        if spec is not None:  # NumPy and Arrow calls: nothing to gain on other threads
+        if self._pool is None:  # parsed by TensorFlow: NumPy and Arrow calls gained nothing on other threads
             yield from map(self._decode, counted())
         else:
             yield from worker_threads.map_in_order(self._pool, self._decode, counted(), DECODE_THREADS)
