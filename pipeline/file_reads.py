@@ -158,7 +158,7 @@ class DecodeFiles(beam.DoFn):
                         self._sampled_rows.inc(len(batch))
                     yield batch.tolist(), parsed
 
-        if self._pool is None:  # parsed by TensorFlow: NumPy and Arrow calls gained nothing on other threads
+        if spec is not None:  # parsed by TensorFlow: NumPy and Arrow calls gained nothing on other threads
             yield from map(self._decode, counted())
         else:
             yield from worker_threads.map_in_order(self._pool, self._decode, counted(), DECODE_THREADS)

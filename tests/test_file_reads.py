@@ -102,6 +102,7 @@ def test_parsing_in_tensorflow_differs_only_on_a_present_empty_list_and_makes_th
         decode = file_reads.DecodeFiles(schema.SerializeToString(), None, 8, parse_in_tensorflow=parse)
         decode.setup()
         [read[parse]] = list(decode.process(path))
+        decode.teardown()
     assert read[False].column(read[False].schema.get_field_index("I1")).to_pylist() == [[], [5]]
     assert read[True].column(read[True].schema.get_field_index("I1")).to_pylist() == [None, [5]]
     others = [name for name in read[False].schema.names if name != "I1"]
