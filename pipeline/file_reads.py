@@ -18,7 +18,8 @@ the same Arrow columns from the parsed values: on the demo's 41,920 train rows, 
 decoder against about 10 µs parsed and converted (8,192-row batches, three runs each). The one
 difference: a feature whose value list is present but empty is null here and an empty list for the
 decoder; both become the same tensors, so Transform's analysis is unchanged, while TFDV would count
-the two apart, so StatisticsGen and the Evaluator keep the decoder.
+the two apart, so StatisticsGen keeps the decoder. The Evaluator parses too: it reads one column, the
+label, which its metrics need exactly once per example, null or empty alike.
 
 tfx-bsl's decoder lets go of Python's lock while it decodes, but one decoder is not thread-safe: each
 batch is decoded on one of `DECODE_THREADS` threads with its own decoder, while the components
@@ -32,7 +33,7 @@ TensorFlow and keeps one thread: its NumPy and Arrow conversion gained nothing o
 tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
 `tfxio_utils.make_tfxio`; `ReadsFileAtATime`, an executor mixin, has it return this reader instead of a
 plain `TFExampleRecord` over gzipped files for the length of the executor's `Do` (as `large_batches`
-sets its flag); the Evaluator's executor also projects it (pipeline/evaluated_features.py).
+sets its flag); the Evaluator's executor also projects it (pipeline/evaluator.py).
 """
 import concurrent.futures
 import contextlib

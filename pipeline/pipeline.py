@@ -20,7 +20,7 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 from tfx.types import Channel, standard_artifacts
 
-from pipeline import atomic_pusher, copy_import, evaluated_features, large_batches
+from pipeline import atomic_pusher, batch_metrics, copy_import, evaluator as evaluator_lib, large_batches
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -29,13 +29,12 @@ from transforms.splits import SPLITS, split_dir_name
 # The components name their code by module path (as the TFX templates do): the pipeline never imports it.
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
-WEIGHTED_BCE_MODULE = "trainer.metrics"
 EVALUATION_SPLIT = "test"
 
 
 def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
     """AUC (blessing: above `min_auc` and not below the baseline), logloss, the paper's
-    β_pos-weighted BCE (Eq. 15), calibration, count."""
+    β_pos-weighted BCE (Eq. 15), calibration, count: `pipeline.batch_metrics`, a batch per call."""
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_auc}),
         change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
@@ -47,16 +46,20 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
                                     model_type=tfma.TF_GENERIC, preprocessing_function_names=[])],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
-            tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
-            tfma.MetricConfig(class_name="WeightedBCE", module=WEIGHTED_BCE_MODULE, config=json.dumps(
-                {"name": "weighted_bce", "beta_pos": beta_pos, "from_logits": False})),
-            tfma.MetricConfig(class_name="Calibration"),
-            tfma.MetricConfig(class_name="MeanLabel"),
-            tfma.MetricConfig(class_name="MeanPrediction"),
-            tfma.MetricConfig(class_name="CalibrationPlot"),
+            batch_metric("BatchExampleCount"),
+            batch_metric("BatchAUC", threshold=auc_threshold),
+            batch_metric("BatchLogLoss"),
+            batch_metric("BatchWeightedBCE", config=json.dumps({"beta_pos": beta_pos})),
+            batch_metric("BatchCalibration"),
+            batch_metric("BatchMeanLabel"),
+            batch_metric("BatchMeanPrediction"),
+            batch_metric("BatchCalibrationPlot"),
         ])])
+
+
+def batch_metric(class_name: str, **fields) -> tfma.MetricConfig:
+    """The config of one of `pipeline.batch_metrics`' metrics."""
+    return tfma.MetricConfig(class_name=class_name, module=batch_metrics.__name__, **fields)
 
 
 def _vertex_extension() -> Any:
@@ -153,7 +156,7 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = evaluated_features.Evaluator(
+    evaluator = evaluator_lib.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config.min_eval_auc, config.loss.beta_pos),

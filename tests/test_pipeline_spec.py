@@ -55,8 +55,8 @@ def test_the_statistics_sample_rate_reaches_statistics_gen_only_below_one():
 def test_blessing_needs_auc_floor_and_no_regression():
     eval_config = pipeline_lib.eval_config(min_auc=0.6)
     metrics = {m.class_name: m for m in eval_config.metrics_specs[0].metrics}
-    assert {"AUC", "BinaryCrossentropy", "Calibration", "ExampleCount"} <= set(metrics)
-    threshold = metrics["AUC"].threshold
+    assert {"BatchAUC", "BatchLogLoss", "BatchCalibration", "BatchExampleCount"} <= set(metrics)
+    threshold = metrics["BatchAUC"].threshold
     assert threshold.value_threshold.lower_bound.value == 0.6
     assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
 
