@@ -2,7 +2,7 @@
 
 TFMA's own metrics take one example per `add_input`, after its unbatch extractor has split every
 record batch into per-example extracts: on 60k test rows that per-example Python took 16 of the
-Evaluator's 25 s of Beam work (py-spy). `batched_evaluation.custom_extractors` keeps the extracts
+Evaluator's 25 s of Beam work (py-spy). `pipeline.evaluator.custom_extractors` keeps the extracts
 batched, and these metrics sum each batch, for each model (candidate, baseline), into `BatchSums`:
 
     per prediction bucket b (TFMA's: 10,000 equal-width buckets on [0, 1], one more either side),
@@ -42,8 +42,9 @@ class BatchSums:
 
     def add(self, other: "BatchSums") -> "BatchSums":
         self.examples += other.examples
-        for name in ("weights", "labels", "predictions"):
-            getattr(self, name).__iadd__(getattr(other, name))
+        self.weights += other.weights
+        self.labels += other.labels
+        self.predictions += other.predictions
         self.log_p_positives += other.log_p_positives
         self.log_q_negatives += other.log_q_negatives
         return self
@@ -56,9 +57,12 @@ def bucket_of(predictions: np.ndarray) -> np.ndarray:
 
 def batch_sums(labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> BatchSums:
     """The sums of one batch of binary labels (in [0, 1]), predicted probabilities and example weights."""
-    if labels.size and (labels.min() < 0 or labels.max() > 1):
-        raise ValueError(f"batch metrics: labels must lie in [0, 1] (a click or not); got {labels.min()} to "
-                         f"{labels.max()}")
+    outside = labels[~((labels >= 0) & (labels <= 1))]
+    if outside.size:
+        raise ValueError(f"batch metrics: labels must lie in [0, 1] (a click or not); {outside.size} do not, "
+                         f"such as {outside[:3].tolist()}")
+    if np.isnan(predictions).any():
+        raise ValueError(f"batch metrics: {np.isnan(predictions).sum()} of {predictions.size} predictions are NaN")
     buckets = bucket_of(predictions)
     p = np.clip(predictions, _EPSILON, 1 - _EPSILON)
 

@@ -83,8 +83,11 @@ def test_unweighted_metrics_ignore_the_example_weights_and_a_var_len_label_is_on
 def test_bad_batches_are_refused_by_name():
     with pytest.raises(ValueError, match="2 labels, 3 predictions"):
         _combine([(np.array([1, 0]), np.array([0.9, 0.1, 0.2]), None)])
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
-        _combine([(np.array([2, 0]), np.array([0.9, 0.1]), None)])
+    for labels in ([2, 0], [np.nan, 1]):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\] \(a click or not\); 1 do not"):
+            _combine([(np.array(labels, float), np.array([0.9, 0.1]), None)])
+    with pytest.raises(ValueError, match="1 of 2 predictions are NaN"):
+        _combine([(np.array([1, 0]), np.array([np.nan, 0.1]), None)])
     with pytest.raises(ValueError, match="beta_pos must be > 0"):
         batch_metrics.BatchWeightedBCE(beta_pos=0.0)
     with pytest.raises(ValueError, match="no sub keys"):

@@ -8,6 +8,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.components.util import tfxio_utils
+from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.types import standard_artifacts
 
 from pipeline import evaluator, file_reads, pipeline as pipeline_lib
@@ -53,7 +54,10 @@ STOCK_METRICS = tfma.MetricsSpec(metrics=[
     tfma.MetricConfig(class_name="MeanPrediction"), tfma.MetricConfig(class_name="CalibrationPlot")])
 
 
-def _evaluate(executor_class, eval_config, pipeline_root, out_dir, baseline=False, module_path=None):
+def evaluate(executor_class, eval_config, pipeline_root, out_dir, baseline=False, module_path=None,
+             beam_pipeline_args=None):
+    """Runs `executor_class` on the newest model and examples under `pipeline_root`; returns its metrics
+    {(name, model, is a difference): value}, calibration plots {model: buckets} and blessing files."""
     model, schema = standard_artifacts.Model(), standard_artifacts.Schema()
     model.uri, schema.uri = _newest(pipeline_root, "Trainer/model"), _newest(pipeline_root, "ImportSchemaGen/schema")
     evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
@@ -66,7 +70,8 @@ def _evaluate(executor_class, eval_config, pipeline_root, out_dir, baseline=Fals
     inputs = {"examples": [examples], "model": [model], "schema": [schema]}
     if baseline:
         inputs["baseline_model"] = [model]
-    executor_class().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
+    context = BaseBeamExecutor.Context(beam_pipeline_args=beam_pipeline_args) if beam_pipeline_args else None
+    executor_class(context).Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
     [result] = tfma.load_metrics(evaluation.uri)
     metrics = {(kv.key.name, kv.key.model_name, kv.key.is_diff):
                kv.value.double_value.value for kv in result.metric_keys_and_values}
@@ -81,9 +86,9 @@ def test_the_evaluator_computes_tfxs_metrics_plot_and_blessing(demo_run, tmp_pat
     stock_config = tfma.EvalConfig(model_specs=ours_config.model_specs, slicing_specs=ours_config.slicing_specs)
     stock_config.metrics_specs.add().CopyFrom(STOCK_METRICS)
     stock_config.metrics_specs[0].metrics[1].threshold.CopyFrom(ours_config.metrics_specs[0].metrics[1].threshold)
-    ours, our_plot, our_blessing = _evaluate(evaluator.EvaluatorExecutor, ours_config, pipeline_root,
+    ours, our_plot, our_blessing = evaluate(evaluator.EvaluatorExecutor, ours_config, pipeline_root,
                                              str(tmp_path / "ours"), module_path=evaluator.MODULE_PATH)
-    theirs, their_plot, their_blessing = _evaluate(tfx_evaluator.Executor, stock_config, pipeline_root,
+    theirs, their_plot, their_blessing = evaluate(tfx_evaluator.Executor, stock_config, pipeline_root,
                                                    str(tmp_path / "tfx"))
     assert set(ours) == set(theirs) | {("weighted_bce", "", False)}
     # TFMA batches the examples for the model as Beam's timing goes, and the model's float32 outputs
@@ -109,7 +114,7 @@ def test_against_a_baseline_the_evaluator_computes_each_models_metrics_and_their
     baseline = config.model_specs.add()
     baseline.CopyFrom(config.model_specs[0])
     baseline.name, baseline.is_baseline = "baseline", True
-    metrics, plots, blessing = _evaluate(evaluator.EvaluatorExecutor, config, pipeline_root, str(tmp_path),
+    metrics, plots, blessing = evaluate(evaluator.EvaluatorExecutor, config, pipeline_root, str(tmp_path),
                                          baseline=True, module_path=evaluator.MODULE_PATH)
     assert metrics["auc", "candidate", False] == metrics["auc", "baseline", False] > 0.5
     assert plots["candidate"] == plots["baseline"]

@@ -2,8 +2,8 @@
 
 That layout (job server + SDK workers in other processes, as on Dataflow and Flink) catches code that
 only works in-process: unpicklable closures, module-level state, a worker without
-`TF_USE_LEGACY_KERAS`. The ingestion, StatisticsGen and Transform outputs must equal the in-memory
-run's (the demo fixture's) on the same raw rows.
+`TF_USE_LEGACY_KERAS`. The ingestion, StatisticsGen, Transform and Evaluator outputs must equal the
+in-memory run's (the demo fixture's) on the same raw rows.
 """
 import glob
 import json
@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow_model_analysis as tfma
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.utils import dependency_utils
@@ -95,6 +96,23 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
     with open(os.path.join(artifact(portable, "Transform", "transform_graph"), "transformed_metadata",
                            "asset_map")) as f:
         assert json.load(f)["vocab_C1"] == "vocab_C1"
+
+
+def test_the_evaluator_on_the_portable_runner_computes_the_in_memory_runs_metrics(demo_run, portable_beam_args,
+                                                                                  tmp_path):
+    from pipeline import evaluator, pipeline as pipeline_lib
+    from settings import configs
+    from tests.test_evaluator import evaluate
+
+    pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
+    # the demo fixture's own Evaluator ran in memory, with this config (--min-eval-auc 0.0)
+    [in_memory] = tfma.load_metrics(glob.glob(os.path.join(pipeline_root, "Evaluator", "evaluation", "*"))[0])
+    in_memory = {kv.key.name: kv.value.double_value.value for kv in in_memory.metric_keys_and_values}
+    metrics, plots, blessing = evaluate(evaluator.EvaluatorExecutor, pipeline_lib.eval_config(0.0), pipeline_root,
+                                        str(tmp_path), module_path=evaluator.MODULE_PATH,
+                                        beam_pipeline_args=portable_beam_args)
+    assert {name: value for (name, _, _), value in metrics.items()} == pytest.approx(in_memory, rel=1e-9)
+    assert in_memory["example_count"] > 200 and len(plots[""].buckets) == 1002 and blessing == ["BLESSED"]
 
 
 def test_tfx_builds_no_sdist_for_workers_that_run_on_this_machine():
