@@ -148,7 +148,8 @@ def _derived(value_of: Callable[..., Any], plot: bool):
             name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted)
         return [metric_types.MetricComputation(keys=[sums_key], preprocessors=None,
                                                combiner=_BatchSumsCombiner(sums_key)),
-                metric_types.DerivedMetricComputation(keys=[key], result=lambda m: {key: value_of(m[sums_key], **params)})]
+                metric_types.DerivedMetricComputation(
+                    keys=[key], result=lambda metrics: {key: value_of(metrics[sums_key], **params)})]
 
     return metric_util.merge_per_key_computations(computations)
 

@@ -19,12 +19,13 @@ def _sums(labels, predictions, weights=None):
 
 
 def _combine(batches, example_weighted=False):
-    combiner = batch_metrics._BatchSumsCombiner(KEY._replace(example_weighted=example_weighted))  # pylint: disable=protected-access
+    key = KEY._replace(example_weighted=example_weighted)
+    combiner = batch_metrics._BatchSumsCombiner(key)  # pylint: disable=protected-access
     accumulator = combiner.create_accumulator()
     for labels, predictions, weights in batches:
         accumulator = combiner.add_input(accumulator, metric_types.StandardMetricInputs(
             labels=labels, predictions=predictions, example_weights=weights))
-    return combiner.extract_output(accumulator)[combiner._key]  # pylint: disable=protected-access
+    return combiner.extract_output(accumulator)[key]
 
 
 def test_the_closed_forms_on_four_examples():
