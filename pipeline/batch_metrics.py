@@ -193,73 +193,52 @@ class _BatchMetric(metric_types.Metric):
         super().__init__(_derived(self.value, self.PLOT), name=name or self.NAME, **params)  # pylint: disable=no-member
 
 
-class BatchExampleCount(_BatchMetric):
+def weighted_bce(sums: BatchSums, beta_pos: float = 1.0) -> float:
+    """The paper's β_pos-weighted BCE (Eq. 15): -(β_pos·L₁ + L₀) / Σ w; the logloss at β_pos = 1."""
+    return _ratio(-(beta_pos * sums.log_p_positives + sums.log_q_negatives), sums.weights.sum())
+
+
+def mean_label(sums: BatchSums) -> float:
+    """Σ w·y / Σ w."""
+    return _ratio(sums.labels.sum(), sums.weights.sum())
+
+
+def mean_prediction(sums: BatchSums) -> float:
+    """Σ w·p / Σ w."""
+    return _ratio(sums.predictions.sum(), sums.weights.sum())
+
+
+def calibration(sums: BatchSums) -> float:
+    """Σ w·p / Σ w·y: the mean prediction over the observed CTR (1 is calibrated)."""
+    return _ratio(sums.predictions.sum(), sums.labels.sum())
+
+
+def example_count(sums: BatchSums) -> float:
     """The number of examples (unweighted)."""
-    NAME = "example_count"
-
-    @staticmethod
-    def value(sums: BatchSums) -> float:
-        return float(sums.examples)
+    return float(sums.examples)
 
 
-class BatchAUC(_BatchMetric):
-    """ROC AUC over the 10,000 prediction buckets (`auc`)."""
-    NAME = "auc"
-    value = staticmethod(auc)
+def _batch_metric(class_name: str, name: str, value_of: Callable[[BatchSums], Any], plot: bool = False) -> type:
+    """The TFMA metric class `class_name`, computing the metric (or plot) `name` as `value_of(sums)`."""
+    return type(class_name, (_BatchMetric,), {"__module__": __name__, "__doc__": f"`{name}`: {value_of.__doc__}",
+                                              "NAME": name, "PLOT": plot, "value": staticmethod(value_of)})
 
 
-class BatchLogLoss(_BatchMetric):
-    """Binary cross-entropy: -(L₁ + L₀) / Σ w."""
-    NAME = "logloss"
-
-    @staticmethod
-    def value(sums: BatchSums) -> float:
-        return _ratio(-(sums.log_p_positives + sums.log_q_negatives), sums.weights.sum())
+BatchExampleCount = _batch_metric("BatchExampleCount", "example_count", example_count)
+BatchAUC = _batch_metric("BatchAUC", "auc", auc)
+BatchLogLoss = _batch_metric("BatchLogLoss", "logloss", weighted_bce)
+BatchMeanLabel = _batch_metric("BatchMeanLabel", "mean_label", mean_label)
+BatchMeanPrediction = _batch_metric("BatchMeanPrediction", "mean_prediction", mean_prediction)
+BatchCalibration = _batch_metric("BatchCalibration", "calibration", calibration)
+BatchCalibrationPlot = _batch_metric("BatchCalibrationPlot", "calibration_plot", calibration_plot, plot=True)
 
 
 class BatchWeightedBCE(_BatchMetric):
-    """The paper's β_pos-weighted BCE (Eq. 15): -(β_pos·L₁ + L₀) / Σ w."""
+    """`weighted_bce`: Eq. 15's β_pos-weighted BCE."""
     NAME = "weighted_bce"
+    value = staticmethod(weighted_bce)
 
     def __init__(self, name: str = "", beta_pos: float = 1.0):
         if not beta_pos > 0:
             raise ValueError(f"BatchWeightedBCE: beta_pos must be > 0, got {beta_pos}")
         super().__init__(name, beta_pos=beta_pos)
-
-    @staticmethod
-    def value(sums: BatchSums, beta_pos: float) -> float:
-        return _ratio(-(beta_pos * sums.log_p_positives + sums.log_q_negatives), sums.weights.sum())
-
-
-class BatchMeanLabel(_BatchMetric):
-    """Σ w·y / Σ w."""
-    NAME = "mean_label"
-
-    @staticmethod
-    def value(sums: BatchSums) -> float:
-        return _ratio(sums.labels.sum(), sums.weights.sum())
-
-
-class BatchMeanPrediction(_BatchMetric):
-    """Σ w·p / Σ w."""
-    NAME = "mean_prediction"
-
-    @staticmethod
-    def value(sums: BatchSums) -> float:
-        return _ratio(sums.predictions.sum(), sums.weights.sum())
-
-
-class BatchCalibration(_BatchMetric):
-    """Σ w·p / Σ w·y: mean prediction over the observed CTR (1 is calibrated)."""
-    NAME = "calibration"
-
-    @staticmethod
-    def value(sums: BatchSums) -> float:
-        return _ratio(sums.predictions.sum(), sums.labels.sum())
-
-
-class BatchCalibrationPlot(_BatchMetric):
-    """TFMA's calibration plot (`calibration_plot`), from the buckets."""
-    NAME = "calibration_plot"
-    PLOT = True
-    value = staticmethod(calibration_plot)
