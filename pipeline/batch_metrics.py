@@ -117,7 +117,7 @@ class _BatchSumsCombiner(beam.CombineFn):
         if labels.size != predictions.size or weights.size not in (1, labels.size):
             raise ValueError(f"batch metrics need one label, one prediction and one weight per example: "
                              f"got {labels.size} labels, {predictions.size} predictions, {weights.size} weights "
-                             f"(model {self._key.model_name!r}, output {self._key.output_name!r})")
+                             f"(model {key.model_name!r}, output {key.output_name!r})")
         return accumulator.add(batch_sums(labels, predictions, np.broadcast_to(weights, labels.shape)))
 
     def merge_accumulators(self, accumulators: Iterable[BatchSums]) -> BatchSums:
