@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_model_analysis as tfma
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.utils import dependency_utils
@@ -105,14 +104,21 @@ def test_the_evaluator_on_the_portable_runner_computes_the_in_memory_runs_metric
     from tests.test_evaluator import evaluate
 
     pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
-    # the demo fixture's own Evaluator ran in memory, with this config (--min-eval-auc 0.0)
-    [in_memory] = tfma.load_metrics(glob.glob(os.path.join(pipeline_root, "Evaluator", "evaluation", "*"))[0])
-    in_memory = {kv.key.name: kv.value.double_value.value for kv in in_memory.metric_keys_and_values}
-    metrics, plots, blessing = evaluate(evaluator.EvaluatorExecutor, pipeline_lib.eval_config(0.0), pipeline_root,
-                                        str(tmp_path), module_path=evaluator.MODULE_PATH,
-                                        beam_pipeline_args=portable_beam_args)
-    assert {name: value for (name, _, _), value in metrics.items()} == pytest.approx(in_memory, rel=1e-9)
-    assert in_memory["example_count"] > 200 and len(plots[""].buckets) == 1002 and blessing == ["BLESSED"]
+    runs = {}
+    for runner, args in (("in_memory", None), ("portable", portable_beam_args)):  # the same (newest) model
+        runs[runner] = evaluate(evaluator.EvaluatorExecutor, pipeline_lib.eval_config(0.0), pipeline_root,
+                                str(tmp_path / runner), module_path=evaluator.MODULE_PATH, beam_pipeline_args=args)
+    (in_memory, in_memory_plots, _), (portable, portable_plots, blessing) = runs["in_memory"], runs["portable"]
+    assert portable == pytest.approx(in_memory, rel=1e-9)
+    assert in_memory["example_count", "", False] > 200 and len(portable_plots[""].buckets) == 1002
+
+    def plot(buckets):
+        return [(b.num_weighted_examples.value, b.total_weighted_label.value) for b in buckets.buckets], \
+            [b.total_weighted_refined_prediction.value for b in buckets.buckets]
+
+    (counts, predictions), (expected_counts, expected_predictions) = plot(portable_plots[""]), plot(in_memory_plots[""])
+    assert counts == expected_counts and predictions == pytest.approx(expected_predictions, rel=1e-9, abs=1e-12)
+    assert blessing == ["BLESSED"]
 
 
 def test_tfx_builds_no_sdist_for_workers_that_run_on_this_machine():
