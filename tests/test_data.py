@@ -44,14 +44,14 @@ def test_cached_and_streamed_datasets_hold_the_same_rows(tmp_path):
 def test_streamed_shuffle_permutes_each_window_anew_every_pass(tmp_path):
     _write(tmp_path / "part-0.gz", 250)
     pattern = [str(tmp_path / "part-*")]
-    shuffled = data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, shuffle_buffer=100)
+    shuffled = data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, shuffle_window=100)
     first, second = _epoch(shuffled), _epoch(shuffled)
-    again = _epoch(data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, shuffle_buffer=100))
+    again = _epoch(data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, shuffle_window=100))
     ids = [[int(r[0]) for r in rows] for rows in (first, second, again)]
     assert sorted(ids[0]) == sorted(ids[1]) == list(range(250))
     assert ids[0] != ids[1] and ids[0] == ids[2] and ids[0] != sorted(ids[0])  # anew each pass; the seed repeats
-    for window in range(3):  # each run of 100 records stays in its window
-        assert sorted(ids[0][window * 100:(window + 1) * 100]) == list(range(window * 100, min(250, window * 100 + 100)))
+    for start in (0, 100, 200):  # each run of 100 records stays in its window
+        assert sorted(ids[0][start:start + 100]) == list(range(start, min(250, start + 100)))
     sizes = [int(labels.shape[0]) for _, labels in shuffled]
     assert sizes == [32] * 7 + [26]  # batches run across the windows
     assert all(label == float(c % 4 == 0) for c, _, label in first)

@@ -16,11 +16,12 @@ from transforms import features
 
 def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,
                  shuffle: bool = False, seed: Optional[int] = None, cache: bool = False,
-                 shuffle_buffer: int = 100_000) -> tf.data.Dataset:
+                 shuffle_window: int = 100_000) -> tf.data.Dataset:
     """(features, label) batches; label is float32 [B, 1]. One pass (no repeat).
 
-    With `cache`, the split is parsed once into in-memory columns and each epoch only gathers
-    shuffled rows from them (a full shuffle), for data that fits in memory.
+    With `shuffle`, streamed records are shuffled `shuffle_window` at a time (`_shuffled_batches`). With
+    `cache`, the split is parsed once into in-memory columns and each epoch only gathers shuffled rows
+    from them (a full shuffle), for data that fits in memory.
     """
     if cache:
         return _in_memory_dataset(file_patterns, feature_spec, batch_size, shuffle, seed)
@@ -29,7 +30,7 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
     records = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                                cycle_length=4, num_parallel_calls=threads if threads > 1 else None,
                                deterministic=True)
-    batches = _shuffled_batches(records, batch_size, shuffle_buffer, seed) if shuffle else records.batch(batch_size)
+    batches = _shuffled_batches(records, batch_size, shuffle_window, seed) if shuffle else records.batch(batch_size)
     batches = batches.map(lambda serialized: split_label(tf.io.parse_example(serialized, feature_spec)),
                           num_parallel_calls=threads, deterministic=True)
     return batches.prefetch(2).with_options(_without_autotune())
