@@ -62,6 +62,11 @@ def make_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every worker of `strategy` has reached it (an all-reduce of a constant); at once alone."""
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """The dataset with `AutoShardPolicy.DATA` (see the module docstring)."""
     options = tf.data.Options()

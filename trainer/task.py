@@ -77,7 +77,10 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     training_model.load_weights(os.path.join(model_run_dir, schedule.BEST_CHECKPOINT))
     logging.info("[trainer] best epoch %d of %d: val_auc %.5f", validation.best_epoch, len(validation.history),
                  validation.best)
-    if distribution.is_chief() and tf.io.gfile.exists(backup_dir):  # finished: nothing to resume
+    # Finished: nothing to resume. The chief removes the backup once every worker's backup callback is done
+    # (another worker still writing its last epoch's copy under it re-created the folder after the removal).
+    distribution.barrier(strategy)
+    if distribution.is_chief() and tf.io.gfile.exists(backup_dir):
         tf.io.gfile.rmtree(backup_dir)
     if settings.loss.negative_sampling_rate < 1.0:  # §4.5.2: map the sampled-data scores back to CTRs
         calibration.fit_calibration(ctr_model, eval_ds)
