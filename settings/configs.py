@@ -129,7 +129,10 @@ class TrainConfig:
                              choices=OPTIMIZERS)
     precision: str = setting("float32", "float32, or mixed_bfloat16 (float32 logit and loss)", choices=PRECISIONS)
     jit_compile: bool = setting(False, "compile the train step with XLA")
-    cache_dataset: bool = setting(False, "keep the train/eval records in memory after the first pass")
+    cache_dataset: bool = setting(False, "parse the train and eval splits into memory once, whatever their size")
+    cache_limit_mb: int = setting(2048, "parse a split into memory once when its tables take at most this many MB "
+                                        "(twice that while loading), else stream it; 0: always stream",
+                                  check=NON_NEGATIVE)
     epochs: int = setting(100, "maximum epochs", check=POSITIVE)
     steps_per_epoch: Optional[int] = setting(None, "train steps per epoch (one pass when unset)", check=POSITIVE)
     eval_steps: Optional[int] = setting(None, "validation steps per epoch (one pass when unset)", check=POSITIVE)

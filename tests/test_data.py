@@ -35,10 +35,40 @@ def test_cached_and_streamed_datasets_hold_the_same_rows(tmp_path):
     first, second = _epoch(cached), _epoch(cached)
     assert sorted(streamed) == sorted(first) == sorted(second) and len(first) == 150
     assert [r[0] for r in first] != [r[0] for r in second]          # reshuffled every epoch
+    assert first == _epoch(data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, cache=True))  # the seed repeats
     assert all(label == float(c % 4 == 0) for c, _, label in first)  # rows stay whole
     sizes = [int(l.shape[0]) for _, l in data.make_dataset(pattern, SPEC, 32, cache=True)]
     assert sizes == [32, 32, 32, 32, 22]
     np.testing.assert_allclose([r[1] for r in sorted(first)], np.arange(150) / 10, rtol=1e-6)
+    repeated = [int(c) for features, _ in cached.repeat(2) for c in features["C1_xf"].numpy()]
+    assert sorted(repeated[:150]) == sorted(repeated[150:]) and repeated[:150] != repeated[150:]  # anew on repeat
+
+
+def test_a_split_within_the_cache_limit_is_held_in_memory_and_a_larger_one_streamed(tmp_path):
+    """Rows of several dtypes and widths come back whole from the row-major tables; the limit decides."""
+    spec = {**SPEC, "pair_xf": tf.io.FixedLenFeature([2], tf.float32)}
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.gz"), options="GZIP") as writer:
+        for i in range(3000):
+            example = tf.train.Example()
+            example.features.feature["I1_xf"].float_list.value.append(i / 10)
+            example.features.feature["C1_xf"].int64_list.value.append(i)
+            example.features.feature["label"].int64_list.value.append(i % 3 == 0)
+            example.features.feature["pair_xf"].float_list.value.extend([i, -i])
+            writer.write(example.SerializeToString())
+    pattern = [str(tmp_path / "part-*")]
+    # tables: int64 C1; float32 I1, the pair and the label (split_label casts it): 3000 * (8 + 4 * 4) = 72,000 bytes
+    held = data.make_dataset(pattern, spec, 1000, shuffle=True, seed=1, cache_limit_mb=1)
+    assert held.element_spec[0]["pair_xf"].shape.as_list()[1:] == [2]
+    for features, labels in held:
+        c1 = features["C1_xf"].numpy()
+        np.testing.assert_allclose(features["pair_xf"].numpy(), np.stack([c1, -c1], axis=1))
+        np.testing.assert_allclose(features["I1_xf"].numpy(), c1 / 10, rtol=1e-6)
+        np.testing.assert_array_equal(labels.numpy()[:, 0], c1 % 3 == 0)
+    assert data._parsed_tables(pattern, spec, limit_bytes=72_000) is not None  # pylint: disable=protected-access
+    assert data._parsed_tables(pattern, spec, limit_bytes=71_999) is None  # pylint: disable=protected-access
+    in_order = [int(c) for features, _ in data.make_dataset(pattern, spec, 1000, cache_limit_mb=1)
+                for c in features["C1_xf"].numpy()]
+    assert in_order == list(range(3000))
 
 
 def test_streamed_shuffle_permutes_each_window_anew_every_pass(tmp_path):
