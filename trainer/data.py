@@ -16,6 +16,7 @@ from settings.configs import TrainerSettings
 from transforms import features
 
 _LABEL = "__label__"
+_READ_BLOCK = 1024  # records read from one file at a time
 # key -> (dtype, first column in that dtype's table, columns, shape of one row's value)
 Layout = Dict[str, Tuple[tf.DType, int, int, tf.TensorShape]]
 
@@ -36,19 +37,31 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
             return _in_memory_dataset(*loaded, batch_size, shuffle, seed)
         logging.info("[trainer] %s: parsed, more than --cache-limit-mb %d MB; streamed instead",
                      file_patterns, cache_limit_mb)
-    threads = _input_threads()
+    return _streamed(file_patterns, feature_spec, batch_size, _input_threads(), shuffle, seed, shuffle_window)
+
+
+def _streamed(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,
+              threads: int, shuffle: bool = False, seed: Optional[int] = None,
+              shuffle_window: int = 100_000) -> tf.data.Dataset:
+    """Parsed batches read from the files, reading and parsing on `threads` threads each.
+
+    Each file's records are read in blocks of `_READ_BLOCK`, and the interleave hands over blocks: handing
+    over single records between threads cost 25 µs a record with two reading threads, against 4 on one
+    (reading and parsing a 1.4M-row train split); in blocks, 3.6-3.9 either way.
+    """
     files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle, seed=seed)
-    records = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-                               cycle_length=4, num_parallel_calls=threads if threads > 1 else None,
-                               deterministic=True)
-    batches = _shuffled_batches(records, batch_size, shuffle_window, seed) if shuffle else records.batch(batch_size)
+    blocks = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP").batch(_READ_BLOCK),
+        cycle_length=4, num_parallel_calls=threads if threads > 1 else None, deterministic=True)
+    batches = _shuffled_batches(blocks, batch_size, shuffle_window, seed) if shuffle else blocks.rebatch(batch_size)
     batches = batches.map(lambda serialized: split_label(tf.io.parse_example(serialized, feature_spec)),
                           num_parallel_calls=threads, deterministic=True)
     return batches.prefetch(2).with_options(_without_autotune())
 
 
-def _shuffled_batches(records: tf.data.Dataset, batch_size: int, window: int, seed: Optional[int]) -> tf.data.Dataset:
-    """Batches of `records`, each run of `window` records in a uniformly random order, another each pass.
+def _shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, seed: Optional[int]) -> tf.data.Dataset:
+    """Batches of the records in `blocks`, each run of `window` records in a uniformly random order,
+    another each pass.
 
     One permutation per window instead of tf.data's `shuffle` buffer of `window` records, which moved
     each record through a 100,000-record buffer at about 3 µs a record (cache misses), a third of the
@@ -63,7 +76,7 @@ def _shuffled_batches(records: tf.data.Dataset, batch_size: int, window: int, se
 
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     # the next window is read and permuted while this one's batches are taken
-    return tf.data.Dataset.zip((records.batch(window), seeds)).map(permuted).prefetch(1).rebatch(batch_size)
+    return tf.data.Dataset.zip((blocks.rebatch(window), seeds)).map(permuted).prefetch(1).rebatch(batch_size)
 
 
 def _input_threads() -> int:
@@ -105,7 +118,8 @@ def _parsed_tables(file_patterns: List[str], feature_spec: Dict[str, tf.io.Fixed
     parts: Dict[tf.DType, List[tf.Tensor]] = {}
     layout: Layout = {}
     size = 0
-    for batch_features, labels in make_dataset(file_patterns, feature_spec, batch_size=65_536):
+    # every core reads and parses: nothing trains while a split loads
+    for batch_features, labels in _streamed(file_patterns, feature_spec, 65_536, os.cpu_count() or 1):
         columns = {**batch_features, _LABEL: labels}
         if not layout:
             widths: Dict[tf.DType, int] = {}
