@@ -131,7 +131,7 @@ def main() -> None:
 def _row(stage: str, rows: Tuple[int, int], seconds: Tuple[float, float], full_rows: int, pandas_rate: float) -> str:
     """One table line; the per-row rate needs the large size to take longer than the small one."""
     (rows_small, rows_large), (t_small, t_large) = rows, seconds
-    line = f"{stage:<19}{rows_large:>11,}{t_small:>10.1f}{t_large:>11.1f}{rows_large / t_large:>10,.0f}"
+    line = f"{stage:<19}{rows_large:>11,}{t_small:>10.1f}{t_large:>11.1f}{rows_large / t_large:>12,.0f}"
     if t_large <= t_small:
         return line + f"{'(start-up dominates: use larger sizes)':>48}"
     marginal = (rows_large - rows_small) / (t_large - t_small)
@@ -146,7 +146,7 @@ def report(small: int, large: int, results: Dict[int, Tuple[Dict[str, float], fl
     print(f"\n{common.machine_line()}")
     print(f"pandas script ({large:,} rows: read, vocabularies, encode, write Parquet): {pandas_s:.1f} s, "
           f"{pandas_rate:,.0f} rows/s")
-    print(f"\n{'stage':<19}{'rows':>11}{'s small':>10}{'s large':>11}{'rows/s':>10}{'per-row rate':>14}"
+    print(f"\n{'stage':<19}{'rows':>11}{'s small':>10}{'s large':>11}{'rows/s':>12}{'per-row rate':>14}"
           f"{'fixed s':>9}{'vs pandas':>11}{'Criteo_x1 h':>13}")
     small_rows, large_rows, full = (stage_rows(n, epochs) for n in (small, large, features.CRITEO_X1_ROWS))
     for stage in STAGES:
