@@ -130,9 +130,8 @@ class TrainConfig:
     precision: str = setting("float32", "float32, or mixed_bfloat16 (float32 logit and loss)", choices=PRECISIONS)
     jit_compile: bool = setting(False, "compile the train step with XLA")
     cache_dataset: bool = setting(False, "parse the train and eval splits into memory once, whatever their size")
-    cache_limit_mb: int = setting(2048, "parse a split into memory once when its tables take at most this many MB "
-                                        "(twice that while loading), else stream it; 0: always stream",
-                                  check=NON_NEGATIVE)
+    cache_limit_mb: int = setting(2048, "hold a split in memory when its tables fit in this many MB (twice that "
+                                        "while loading), else stream it; 0: always stream", check=NON_NEGATIVE)
     epochs: int = setting(100, "maximum epochs", check=POSITIVE)
     steps_per_epoch: Optional[int] = setting(None, "train steps per epoch (one pass when unset)", check=POSITIVE)
     eval_steps: Optional[int] = setting(None, "validation steps per epoch (one pass when unset)", check=POSITIVE)
@@ -152,8 +151,7 @@ class VertexConfig:
     """Where the Trainer runs when compiled for Vertex AI (pipeline/kubeflow_v2_runner.py)."""
     training_replicas: int = setting(0, "0: train inside the Trainer's pipeline step; N: a Vertex AI custom job of a "
                                         "chief and N-1 workers (MultiWorkerMirroredStrategy)", check=NON_NEGATIVE)
-    machine_type: str = setting("n1-standard-8", "machine type of each training replica",
-                                flag="--training-machine-type")
+    machine_type: str = setting("n1-standard-8", "training replicas' machine type", flag="--training-machine-type")
     project: str = setting("", "Google Cloud project of the training custom job", flag="--vertex-project")
     region: str = setting("us-central1", "Vertex AI region of the training custom job", flag="--vertex-region")
 
@@ -172,8 +170,7 @@ class PipelineConfig:
     min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
     statistics_sample_rate: float = setting(1.0, "fraction of each split StatisticsGen describes and ExampleValidator "
                                             "checks, drawn before decoding (for millions of rows)", check=RATE)
-    beam_pipeline_args: List[str] = setting(
-        None, "Beam arguments of the Beam components (after --, or --beam-arg)",
+    beam_pipeline_args: List[str] = setting(None, "Beam arguments of the Beam components (after --, or --beam-arg)",
         factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
