@@ -42,6 +42,9 @@ def test_cached_and_streamed_datasets_hold_the_same_rows(tmp_path):
     np.testing.assert_allclose([r[1] for r in sorted(first)], np.arange(150) / 10, rtol=1e-6)
     repeated = [int(c) for features, _ in cached.repeat(2) for c in features["C1_xf"].numpy()]
     assert sorted(repeated[:150]) == sorted(repeated[150:]) and repeated[:150] != repeated[150:]  # anew on repeat
+    # within one streaming window, both paths draw the same permutation from the same seed, epoch by epoch
+    within_one_window = data.make_dataset(pattern, SPEC, 32, shuffle=True, seed=3, shuffle_window=1000)
+    assert [_epoch(within_one_window), _epoch(within_one_window)] == [first, second]
 
 
 def test_a_split_within_the_cache_limit_is_held_in_memory_and_a_larger_one_streamed(tmp_path):
