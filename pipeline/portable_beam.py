@@ -4,9 +4,10 @@
 
 Pass the printed arguments to any Beam step (`scripts/demo.sh -- <args>`, `--beam-arg`). The layout is
 the one Dataflow and Flink use (the pipeline is submitted to a job server and runs in SDK workers,
-other processes), so code that only works in-process fails here first. The workers inherit this
-process's environment: `TF_USE_LEGACY_KERAS=1` (set by `settings`) and a `PYTHONPATH` that reaches
-the project.
+other processes), so code that only works in-process fails here first. Both services listen on
+loopback only (the worker pool through `pipeline.worker_pool`: Beam's own binds every interface). The
+workers inherit this process's environment: `TF_USE_LEGACY_KERAS=1` (set by `settings`) and a
+`PYTHONPATH` that reaches the project.
 """
 import contextlib
 import os
@@ -16,6 +17,8 @@ import sys
 import tempfile
 import time
 from typing import Dict, Iterator, List, Optional
+
+from pipeline import worker_pool
 
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +61,7 @@ def local_services(log_dir: Optional[str] = None, timeout: float = 60) -> Iterat
     os.makedirs(log_dir, exist_ok=True)
     job_port, pool_port = free_ports(2)
     commands = {"job": ["apache_beam.runners.portability.local_job_service_main", "--port", str(job_port)],
-                "pool": ["apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)]}
+                "pool": ["pipeline.worker_pool", "--port", str(pool_port)]}
     processes = {}
     try:
         for name, command in commands.items():
@@ -69,7 +72,7 @@ def local_services(log_dir: Optional[str] = None, timeout: float = 60) -> Iterat
         wait_for_port(job_port, processes["job"], os.path.join(log_dir, "job.log"), timeout)
         wait_for_port(pool_port, processes["pool"], os.path.join(log_dir, "pool.log"), timeout)
         yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-               "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}"]
+               "--environment_type=EXTERNAL", f"--environment_config={worker_pool.LOOPBACK}:{pool_port}"]
     finally:
         for process in processes.values():
             process.terminate()

@@ -60,7 +60,7 @@ def parse_predict_request(body: bytes, signature_names: Collection[str], default
     """(the JSON request, the signature it names) for a predict body."""
     try:
         request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except ValueError as error:  # bad JSON or UTF-8, or an integer past Python's 4,300-digit conversion limit
         raise RequestError(f"malformed JSON request: {error}") from None
     except RecursionError:
         raise RequestError("malformed JSON request: nested too deeply") from None

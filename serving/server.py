@@ -7,16 +7,20 @@ Endpoints (as TF Serving's, https://www.tensorflow.org/tfx/serving/api_rest):
 - `GET  /v1/models/{name}[/versions/{v}]`            model version status
 - `GET  /v1/models/{name}[/versions/{v}]/metadata`   signature defs
 - `POST /v1/models/{name}[/versions/{v}]:predict`    `instances` or `inputs`, optional `signature_name`
-Errors return `{"error": "..."}` with a 4xx status, and the server keeps serving. The newest version
+Errors return `{"error": "..."}` with a 4xx status, and the server keeps serving; an unexpected failure
+returns a JSON 500 with a request id, under which the server logs the traceback. The newest version
 under each base path that loads and answers is served (serving/model_store.py); versions pushed or
 deleted there are picked up every `--file_system_poll_wait_seconds`. A prediction's `X-Model-Version`
 header names the version that computed it. Binds 127.0.0.1 unless `--host` says otherwise.
 """
 import argparse
 import contextlib
+import logging
 import os
 import re
 import threading
+import traceback
+import uuid
 from typing import Awaitable, Callable, Dict, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +42,7 @@ from settings import flags, object_storage  # pylint: disable=g-import-not-at-to
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 10_000
 VERSION_HEADER = "X-Model-Version"  # on every prediction: the version that computed it
+_LOG = logging.getLogger("serving.server")
 
 
 class _PathSegment(Convertor):
@@ -138,6 +143,15 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
 
+def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """Any failure no other handler takes: logged with a request id, answered as a JSON 500 naming that id."""
+    request_id = uuid.uuid4().hex
+    _LOG.error("request %s (%s %s) failed:\n%s", request_id, request.method, request.url.path,
+               "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    return JSONResponse({"error": f"internal server error; the server's log has the details under request id "
+                                  f"{request_id}", "request_id": request_id}, status_code=500)
+
+
 def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, poll_seconds: float = 0.0) -> Starlette:
     """The ASGI app over `store` (already refreshed); polls the base paths when `poll_seconds` > 0."""
@@ -156,7 +170,8 @@ def create_app(store: ModelStore, max_request_bytes: int = DEFAULT_MAX_REQUEST_B
 
     routes = [Route(path, _json_endpoint(handler), methods=[method]) for method, path, handler in ROUTES]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={rest_codec.RequestError: _request_error, HTTPException: _http_error})
+                    exception_handlers={rest_codec.RequestError: _request_error, HTTPException: _http_error,
+                                        Exception: _unexpected_error})
     app.state.store, app.state.max_request_bytes, app.state.max_batch_size = store, max_request_bytes, max_batch_size
     return app
 

@@ -132,3 +132,18 @@ def test_tfx_builds_no_sdist_for_workers_that_run_on_this_machine():
     for elsewhere in (["--runner=PortableRunner", "--job_endpoint=localhost:1"], ["--runner=DataflowRunner"]):
         with beam_dependencies.no_tfx_sdist_for_local_workers(elsewhere):
             assert dependency_utils.make_beam_dependency_flags is make_flags, elsewhere
+
+
+def test_the_job_service_and_worker_pool_listen_on_loopback_only(portable_beam_args):
+    import ipaddress
+
+    import psutil
+
+    services = [p for p in psutil.Process().children()
+                if any(m in " ".join(p.cmdline()) for m in ("local_job_service_main", "worker_pool"))]
+    assert len(services) == 2, [p.cmdline() for p in services]
+    listening = [c.laddr for p in services for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    ports = {int(arg.rsplit(":", 1)[1]) for arg in portable_beam_args if arg.startswith(("--job_endpoint=", "--environment_config="))}
+    assert ports <= {address.port for address in listening}, listening
+    ips = [ipaddress.ip_address(address.ip) for address in listening]
+    assert all((getattr(ip, "ipv4_mapped", None) or ip).is_loopback for ip in ips), listening

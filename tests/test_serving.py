@@ -122,6 +122,7 @@ def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
     ("rankloss:predict", json.dumps({"signature_name": ["a"], "instances": [{"b64": ""}]}).encode(), 400,
      "'signature_name' must be a string"),
     ("rankloss:predict", ('{"instances": ' + "[" * 60000 + "]" * 60000 + "}").encode(), 400, "nested too deeply"),
+    ("rankloss:predict", ('{"instances": [' + "1" * 4301 + "]}").encode(), 400, "malformed JSON request: Exceeds"),
     # Infinity is no count; NaN means "missing" on serving_raw only.
     ("rankloss:predict", b'{"signature_name": "serving_raw", "instances": [{"I1": Infinity}]}', 400, "I1 must be finite"),
     ("rankloss:predict", b'{"signature_name": "serving_raw", "inputs": {"I5": [-Infinity]}}', 400, "I5 must be finite"),
@@ -153,6 +154,33 @@ def test_nan_is_a_missing_count_on_serving_raw_and_nothing_else():
     assert np.isnan(tensors["I1"].numpy()[0])
     with pytest.raises(rest_codec.RequestError, match="NaN is not a value of I1"):
         rest_codec.decode({"instances": [{"I1": float("nan")}]}, count, {}, 10)
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_malformed_request():
+    from serving import rest_codec
+
+    body = ('{"instances": [' + "7" * 4301 + "]}").encode()
+    with pytest.raises(rest_codec.RequestError, match="malformed JSON request: Exceeds the limit"):
+        rest_codec.parse_predict_request(body, ["serving_default"], "serving_default", "m")
+
+
+def test_an_unexpected_failure_is_a_logged_json_500_with_a_request_id(caplog):
+    from starlette.testclient import TestClient
+
+    from serving import server as server_lib
+
+    class BrokenStore:
+        def get(self, name, version=None):
+            raise RuntimeError("the disk went away")
+
+    client = TestClient(server_lib.create_app(BrokenStore()), raise_server_exceptions=False)
+    with caplog.at_level("ERROR", logger="serving.server"):
+        response = client.post("/v1/models/m:predict", content=b'{"instances": [{"b64": ""}]}')
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    request_id = response.json()["request_id"]
+    assert request_id in response.json()["error"]
+    logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(logged) == 1 and "RuntimeError: the disk went away" in logged[0] and "/v1/models/m:predict" in logged[0]
 
 
 def test_bce_and_combined_pair_models_share_one_server_and_identical_signatures(server):
