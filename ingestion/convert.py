@@ -7,7 +7,10 @@ each with no value list when missing) in `<out>/Split-{train,eval,test}/`. A mal
 `<out>/dead_letters/` as a JSON line with its file, line number, reason and text (no file when
 none is rejected); no row
 aborts the job. `<out>/counts.json` holds, per split, the rows read (counted at the reader),
-written and rejected; the job fails, naming the split, unless read = written + rejected.
+written and rejected; the job fails, naming the split, unless read = written + rejected. A run replaces
+`<out>` whole once its counts reconcile (ingestion/staged_output.py): the folder holds that run's rows
+alone, and a run that fails leaves the earlier output as it was. A file that several `--input`
+patterns match is read once.
 
 Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner needs no code change:
 
@@ -16,6 +19,7 @@ Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner need
 """
 import collections
 import json
+import logging
 import os
 import sys
 from concurrent import futures
@@ -31,7 +35,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ingestion import record_batches
+from ingestion import record_batches, staged_output
 from settings import flags, object_storage
 from transforms import rows, splits
 
@@ -222,29 +226,50 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
 
 
 def expand_inputs(patterns: Sequence[str]) -> List[str]:
-    """File paths matching the patterns; an unmatched pattern is an error."""
-    paths = []
+    """The files the patterns match, each once, in the patterns' order; an unmatched pattern is an error,
+    and a file that more than one pattern matches is logged."""
+    paths: Dict[str, str] = {}  # file -> the first pattern that matched it
     for pattern in patterns:
-        matched = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
         if not matched:
             raise FileNotFoundError(f"no input file matches {pattern!r}")
-        paths.extend(sorted(matched))
-    return paths
+        again = [path for path in matched if path in paths]
+        if again:
+            logging.warning("[ingest] input pattern %r matches %d file(s) an earlier pattern already matched (%s); "
+                            "each file is read once", pattern, len(again), ", ".join(again))
+        paths.update((path, pattern) for path in matched if path not in paths)
+    return list(paths)
+
+
+def _refuse_foreign_output(output_dir: str) -> None:
+    """An existing `output_dir` is replaced whole: only an earlier ingestion's output (with its counts) may be."""
+    existing = staged_output.files_under(output_dir)
+    if existing and not FileSystems.exists(os.path.join(output_dir, COUNTS_FILE)):
+        raise FileExistsError(f"--output {output_dir} holds files that are not an ingestion's output (no "
+                              f"{COUNTS_FILE}; e.g. {existing[0]}), and a run replaces its output folder whole: "
+                              "give a new folder, or delete that one")
 
 
 def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
         beam_args: Optional[Sequence[str]] = None) -> Dict:
-    """Runs the ingestion job and returns counts.json's content, checked to reconcile."""
+    """Runs the ingestion job and returns counts.json's content, checked to reconcile.
+
+    The job writes into a staging folder that replaces `output_dir` whole once the counts reconcile
+    (`ingestion.staged_output`): the folder then holds this run's rows alone, and a failed run leaves
+    the earlier output as it was."""
     object_storage.configure_beam_file_systems(beam_args or [])
     paths = expand_inputs(inputs)
+    _refuse_foreign_output(output_dir)
     options = PipelineOptions(list(beam_args or []))
-    with beam.Pipeline(options=options) as root:
-        build(root, paths, output_dir, input_format)
-    counts = read_counts(output_dir)
-    for split, row in counts["splits"].items():
-        if row["read"] != row["written"] + row["rejected"]:
-            raise RuntimeError(f"ingestion lost rows in split {split!r}: {row['read']} read at the reader, but "
-                               f"{row['written']} written + {row['rejected']} rejected (see {output_dir})")
+    with staged_output.staged(output_dir, marker=COUNTS_FILE) as staging:
+        with beam.Pipeline(options=options) as root:
+            build(root, paths, staging, input_format)
+        counts = read_counts(staging)
+        for split, row in counts["splits"].items():
+            if row["read"] != row["written"] + row["rejected"]:
+                raise RuntimeError(f"ingestion lost rows in split {split!r}: {row['read']} read at the reader, "
+                                   f"but {row['written']} written + {row['rejected']} rejected (the output "
+                                   f"{output_dir} is left as it was)")
     return counts
 
 

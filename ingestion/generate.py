@@ -194,7 +194,8 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
              max_cardinality: int = DataConfig.max_cardinality) -> Dict:
     """Writes `num_rows` Criteo TSV rows to `out_path` (.gz compresses) and returns the report.
 
-    The report (also written to `<out_path>.meta.json`) holds the realised CTR and
+    The report (also written to `<out_path>.meta.json`, deleted first and written last, so that rows
+    without their report are never taken for another run's) holds the realised CTR and
     missing rates and, per split, row count, CTR, Bayes-optimal AUC and logloss.
     """
     if num_rows <= 0:
@@ -206,6 +207,9 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
         out_path = os.path.abspath(out_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
     all_labels, all_p, missing_counts = [], [], np.zeros(features.NUM_COLUMNS - 1)
+    meta_path = out_path + ".meta.json"
+    if FileSystems.exists(meta_path):  # the report goes first, so an interrupted run leaves rows without one
+        FileSystems.delete([meta_path])
     with FileSystems.create(out_path) as f:  # a local, gs:// or s3:// path; .gz compresses
         for labels, ranks, numeric, p in _chunks(truth, num_rows, seed):
             f.write(_format_rows(truth, labels, ranks, numeric).encode("utf-8"))
@@ -228,7 +232,7 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
             "rows": int(mask.sum()), "ctr": float(labels[mask].mean()) if mask.any() else float("nan"),
             **bayes_metrics(labels[mask], p[mask]),
         }
-    with FileSystems.create(out_path + ".meta.json") as f:
+    with FileSystems.create(meta_path) as f:
         f.write(json.dumps(report, indent=2).encode("utf-8"))
     return report
 

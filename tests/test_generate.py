@@ -91,3 +91,21 @@ def test_bad_arguments_are_named(tmp_path):
         generate.generate(str(tmp_path / "x.tsv"), 0)
     with pytest.raises(ValueError, match="max_cardinality"):
         generate.generate(str(tmp_path / "x.tsv"), 10, max_cardinality=0)
+
+
+def test_a_generation_interrupted_before_its_report_is_not_reused_as_the_earlier_data(tmp_path, monkeypatch):
+    from pipeline import inputs  # pylint: disable=import-outside-toplevel
+    from settings import configs  # pylint: disable=import-outside-toplevel
+
+    config = configs.PipelineConfig(output_root=str(tmp_path))
+    config.data.num_rows = 200
+    inputs.prepare_data(config)
+    with open(config.raw_data_path) as f:
+        seed_7 = f.read()
+    with monkeypatch.context() as patch:  # another seed's run dies after its rows, before its report
+        patch.setattr(generate, "bayes_metrics", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            generate.generate(config.raw_data_path, 200, 0.256, seed=8)
+    inputs.prepare_data(config)
+    with open(config.raw_data_path) as f:
+        assert f.read() == seed_7

@@ -93,3 +93,19 @@ def test_a_split_without_files_is_named_before_any_analysis(ingested, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"split 'eval' has no files matching .*Split-eval"):
         _run(large_batches.TransformExecutor, (str(empty), schema_dir), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out" / "graph")
+
+
+def test_a_retried_transform_replaces_what_an_earlier_attempt_left_in_its_output(ingested, ours, tmp_path):
+    """A retry of an execution (Vertex retries a failed task into the same artifact URIs) must not keep an
+    earlier attempt's files that it does not overwrite."""
+    out = tmp_path / "retry"
+    for split in SPLITS:
+        stale = out / "examples" / f"Split-{split}"
+        stale.mkdir(parents=True)
+        shutil.copy(os.path.join(ours[1].uri, f"Split-{split}", materialize.output_name(0, TRAIN_FILES if split == "train" else 1)),
+                    stale / materialize.output_name(2, 3))
+    _, transformed = _run(large_batches.TransformExecutor, ingested, str(out))
+    for split in SPLITS:
+        count = TRAIN_FILES if split == "train" else 1
+        assert _split_files(transformed, split) == [materialize.output_name(i, count) for i in range(count)]
+    assert sorted(os.listdir(out / "examples")) == [f"Split-{split}" for split in sorted(SPLITS)]

@@ -133,6 +133,25 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
     assert SECRET not in open(tmp_path / "server.log").read()
 
 
+def test_a_second_ingestion_on_s3_replaces_the_first_output_whole(s3_env, generated_tsv, tmp_path):
+    env, client, _ = s3_env
+    with open(generated_tsv[0]) as f:
+        lines = f.read().splitlines()
+    for name, text in (("first.tsv", lines[:60] + ["1\t2\t3"]), ("second.tsv", lines[100:130])):
+        client.put_object(Bucket=BUCKET, Key=f"reingest/raw/{name}", Body="\n".join(text).encode() + b"\n")
+    output = f"s3://{BUCKET}/reingest/out"
+    for name in ("first.tsv", "second.tsv"):
+        _run(["ingestion.convert", "--input", f"s3://{BUCKET}/reingest/raw/{name}", "--output", output], env)
+    keys = _keys(client, "reingest/out")
+    assert not [k for k in keys if "dead_letters" in k or "staging" in k or "replaced" in k], keys
+    counts = json.loads(client.get_object(Bucket=BUCKET, Key="reingest/out/counts.json")["Body"].read())
+    assert sum(split["written"] for split in counts["splits"].values()) == 30
+    assert not [k for k in _keys(client, "reingest/") if ".staging-" in k]
+    _download(client, "reingest/out", str(tmp_path / "out"))
+    examples = _examples_in(tf.io.gfile.glob(str(tmp_path / "out" / "Split-*" / "*")))
+    assert len(examples) == 30
+
+
 def test_beam_s3_calls_share_one_client_per_configuration(s3_env):
     from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
     from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
