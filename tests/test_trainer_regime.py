@@ -50,3 +50,66 @@ def test_an_interrupted_trainer_resumes_from_its_last_epoch(pipeline_root, tmp_p
     assert recorder.epochs == [1, 2]                   # epoch 1 was not trained again
     assert os.listdir(resume_root) == []               # a finished run leaves nothing to resume
     assert len(_variables(export)) > 0
+
+
+class _ScriptedValidation(tf.keras.callbacks.Callback):
+    """Replaces each epoch's val_auc (before the schedule reads it) with a scripted value."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_auc"] = self.values[epoch]
+
+
+class _TableAt(tf.keras.callbacks.Callback):
+    """Keeps the embedding table's value at the end of one epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.table = epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            self.table = next(v.numpy() for v in self.model.weights if "categorical_table" in v.name)
+
+
+@pytest.mark.parametrize("attempts", [2, 3])
+def test_a_trainer_resumed_in_new_executions_exports_the_best_epoch_from_before_the_interruption(
+        pipeline_root, tmp_path, monkeypatch, attempts):
+    """Each attempt is a new TFX execution (its own model_run and serving folders, the resume state shared);
+    every attempt but the last is interrupted after one more epoch. The best epoch is the first, so the
+    last attempt must load a checkpoint an earlier execution wrote."""
+    from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=import-outside-toplevel
+
+    from trainer import task  # pylint: disable=import-outside-toplevel
+
+    epochs = attempts + 1
+    settings = _settings(epochs=epochs)
+    examples, transform_graph = outside_pipeline.latest_transform_output(pipeline_root)
+    scripted = _ScriptedValidation([0.9] + [0.5] * epochs)
+    best = _TableAt(epoch=1)
+    original = schedule.callbacks
+    recorder = _EpochRecorder()
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        extra = [recorder] if last else [_Interrupt(after_epoch=attempt + 1)]
+        monkeypatch.setattr(schedule, "callbacks",
+                            lambda *a, extra=extra, **k: [scripted, best] + original(*a, **k) + extra)
+        fn_args = FnArgs(
+            train_files=[outside_pipeline.split_files(examples, "train")],
+            eval_files=[outside_pipeline.split_files(examples, "eval")], transform_output=transform_graph,
+            serving_model_dir=str(tmp_path / "trainer" / "model" / str(attempt) / "Format-Serving"),
+            model_run_dir=str(tmp_path / "trainer" / "model_run" / str(attempt)),
+            custom_config=settings.to_custom_config())
+        if last:
+            task.run_fn(fn_args)
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                task.run_fn(fn_args)
+    assert recorder.epochs == [epochs - 1]                      # only the last epoch was trained again
+    assert os.listdir(tmp_path / "trainer" / "resume") == []    # a finished run leaves nothing to resume
+    exported = tf.saved_model.load(fn_args.serving_model_dir)
+    table = next(v.numpy() for v in exported.variables if "categorical_table" in v.name)
+    np.testing.assert_array_equal(table, best.table)            # the first epoch's weights were exported

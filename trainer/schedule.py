@@ -92,15 +92,23 @@ def resume_dir(fn_args: Any) -> str:
     return os.path.join(trainer_dir, "resume", hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
+def best_weights_path(backup_dir: str) -> str:
+    """The best checkpoint: kept with the resume state, so that a run resumed by a new Trainer execution
+    (another `model_run` folder) still finds the best epoch an earlier execution saved."""
+    return os.path.join(backup_dir, BEST_CHECKPOINT)
+
+
 def callbacks(train: TrainConfig, run_dir: str, backup_dir: str,
               write_state: bool = True) -> List[tf.keras.callbacks.Callback]:
     """Optional gradient diagnostics, TensorBoard, the validation schedule and backup/resume; `write_state`
-    False on all but one worker of a cluster (the others read the shared schedule state, never write it)."""
+    False on all but one worker of a cluster (the others read the shared schedule state and best checkpoint,
+    never write them: they save their own copies under `run_dir`, their private folder)."""
     diagnostics_logger = ([diagnostics.GradientDiagnosticsLogger(run_dir, train.diagnostics_window)]
                           if train.gradient_diagnostics else [])
     return diagnostics_logger + [
         tf.keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
-        ValidationSchedule(os.path.join(run_dir, BEST_CHECKPOINT), os.path.join(backup_dir, SCHEDULE_STATE),
+        ValidationSchedule(best_weights_path(backup_dir) if write_state else os.path.join(run_dir, BEST_CHECKPOINT),
+                           os.path.join(backup_dir, SCHEDULE_STATE),
                            decay_factor=train.lr_decay_factor, min_learning_rate=train.min_learning_rate,
                            patience=train.early_stop_patience, min_delta=train.min_improvement,
                            write_state=write_state),

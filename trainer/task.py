@@ -74,11 +74,14 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
         train_ds, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch, validation_data=eval_ds,
         validation_steps=train_config.eval_steps, callbacks=callbacks, verbose=2)
     validation = next(c for c in callbacks if isinstance(c, schedule.ValidationSchedule))
-    training_model.load_weights(os.path.join(model_run_dir, schedule.BEST_CHECKPOINT))
+    distribution.barrier(strategy)  # the chief's best checkpoint is written
+    training_model.load_weights(schedule.best_weights_path(backup_dir))
+    training_model.save_weights(os.path.join(model_run_dir, schedule.BEST_CHECKPOINT))  # the run's artifact keeps it
     logging.info("[trainer] best epoch %d of %d: val_auc %.5f", validation.best_epoch, len(validation.history),
                  validation.best)
-    # Finished: nothing to resume. The chief removes the backup once every worker's backup callback is done
-    # (another worker still writing its last epoch's copy under it re-created the folder after the removal).
+    # Finished: nothing to resume. The chief removes the backup once every worker has loaded the best weights
+    # and its backup callback is done (another worker still writing its last epoch's copy under it re-created
+    # the folder after the removal).
     distribution.barrier(strategy)
     if distribution.is_chief() and tf.io.gfile.exists(backup_dir):
         tf.io.gfile.rmtree(backup_dir)
