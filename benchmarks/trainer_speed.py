@@ -97,7 +97,7 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
     output = tft.TFTransformOutput(transform_graph)
     files = [outside_pipeline.split_files(examples, "train")]
     batch_size = config.train.batch_size
-    vocab = model_lib.vocabulary_sizes_from_transform(output, config.transform.num_oov_buckets)
+    vocab = model_lib.vocabulary_sizes_from_transform(output)
     print(f"\n(a) full Trainer path vs bare step (demo vocabularies, batch {batch_size}, {steps} steps each)")
     for cache in (False, True):
         start = time.perf_counter()

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from experiments import findings, run as runner, stats, study as study_lib
+from settings import configs
 
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
 
@@ -37,8 +38,8 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
 }
 
 
-def _settings_key(settings: Dict) -> str:
-    return json.dumps(settings, sort_keys=True)
+def _identity_key(settings: configs.TrainerSettings) -> str:
+    return json.dumps(settings.identity(), sort_keys=True)
 
 
 class Table:
@@ -49,9 +50,10 @@ class Table:
         self.sweep_flag = next(iter(study.sweep), None)
         self.points = study.sweep.get(self.sweep_flag, [""]) if self.sweep_flag else [""]
         self.cells: Dict[Tuple[str, str], Dict[int, Dict]] = collections.defaultdict(dict)
-        wanted = {_settings_key(run.settings.to_custom_config()) for run in study.runs()}
+        wanted = {_identity_key(run.settings) for run in study.runs()}
         for record in records:  # runs of this study as configured now (not of an edited config's past runs)
-            if record["study"] == study.name and _settings_key(record["settings"]) in wanted:
+            settings = configs.TrainerSettings.from_custom_config(record["settings"])
+            if record["study"] == study.name and _identity_key(settings) in wanted:
                 point = record["sweep"].get(self.sweep_flag, "") if self.sweep_flag else ""
                 self.cells[(record["variant"], point)][record["seed"]] = record
         self.records = [r for cell in self.cells.values() for r in cell.values()]

@@ -154,9 +154,11 @@ def read_results(path: str) -> Dict[str, Dict]:
                 continue
             try:
                 record = json.loads(line)
+                done[study_lib.record_id(record)] = record
             except json.JSONDecodeError:
                 raise ValueError(f"{path}:{number}: not a JSON record") from None
-            done[record["run_id"]] = record
+            except (KeyError, TypeError) as error:
+                raise ValueError(f"{path}:{number}: not a study run's record (no {error})") from None
     return done
 
 
@@ -196,8 +198,10 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
         shared = prepare(study, output_root, source, file_format, beam_args or [])
     elsewhere = _other_results(results_dir, path)
     trained_now, seconds = 0, []
-    run_ids = [study_lib.run_id(shared.key, run) for run in runs]
-    for run, rid in zip(runs, run_ids):
+    feature_spec = shared.transform_output.transformed_feature_spec()
+    train_inputs = [data.train_input_path(shared.train_rows, feature_spec, run.settings.train) for run in runs]
+    run_ids = [study_lib.run_id(shared.key, run.settings, train_input) for run, train_input in zip(runs, train_inputs)]
+    for run, rid, train_input in zip(runs, run_ids, train_inputs):
         if rid in done:
             continue
         if rid in elsewhere:
@@ -208,8 +212,8 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
                 print(f"[study {study.name}] stopping after {max_runs} trained runs (--max-runs)", flush=True)
                 break
             started = time.time()
-            record = {"run_id": rid, "study": study.name, "variant": run.variant, "label": run.label,
-                      "sweep": dict(run.sweep), "seed": run.seed, "settings": run.settings.to_custom_config(),
+            record = {"study": study.name, "variant": run.variant, "label": run.label, "sweep": dict(run.sweep),
+                      "seed": run.seed, "settings": run.settings.to_custom_config(), "train_input": train_input,
                       "data": {"key": shared.key, **shared.description},
                       **train_run(run, shared, os.path.join(output_root, "runs", rid))}
             seconds.append(time.time() - started)
@@ -249,6 +253,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         study = study_lib.load(args.study)
     except (OSError, study_lib.StudyError) as error:
         parser.error(str(error))
+    if args.from_pipeline and study.data_flags:
+        parser.error(f"--from-pipeline studies that pipeline's Transform output, so {args.study}'s \"data\" flags "
+                     f"{study.data_flags} cannot apply: drop them, or let the study prepare its own data")
     run_study(study, args.output_root, args.results_dir, args.input, args.format, beam_args, args.max_runs,
               args.from_pipeline)
 

@@ -12,8 +12,8 @@
                                                        # (default: AUC up, weighted BCE down)
 
 Every run's flags go through the Trainer's own flag parser and `validate()`, so a bad value stops the
-study before anything runs, naming the run and the flag. A run's id hashes the data and its complete
-Trainer settings: two studies that ask for the same training share its result.
+study before anything runs, naming the run and the flag. A run's id hashes the data and the Trainer
+settings its results can depend on (`run_id`): two studies that ask for the same training share its result.
 """
 import dataclasses
 import hashlib
@@ -99,10 +99,19 @@ def data_config(study: Study, overrides: Sequence[str] = ()) -> configs.Pipeline
     return _parse(list(study.data_flags) + list(overrides), DATA_SECTIONS, f"{study.path}: data")
 
 
-def run_id(data_key: str, run: Run) -> str:
-    """Stable id of a training: the data it reads and its complete settings."""
-    text = json.dumps({"data": data_key, "settings": run.settings.to_custom_config()}, sort_keys=True)
+def run_id(data_key: str, settings: configs.TrainerSettings, train_input: str) -> str:
+    """Stable id of a training: the data it reads, the settings its results can depend on
+    (`TrainerSettings.identity`: a setting that changes only speed is not in it), and whether its train
+    split was held in memory or streamed (`trainer.data.train_input_path`)."""
+    text = json.dumps({"data": data_key, "settings": settings.identity(), "train_input": train_input}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_id(record: Dict[str, Any]) -> str:
+    """The run id of a results record, derived from what the record holds (the id is never stored, so a
+    record keeps its id when a setting is added or a speed-only one changes)."""
+    settings = configs.TrainerSettings.from_custom_config(record["settings"])
+    return run_id(record["data"]["key"], settings, record["train_input"])
 
 
 def load(path: str) -> Study:

@@ -19,7 +19,6 @@ Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner need
 """
 import collections
 import json
-import logging
 import os
 import sys
 from concurrent import futures
@@ -35,7 +34,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from ingestion import record_batches, staged_output
+from ingestion import input_files, record_batches, staged_output
 from settings import flags, object_storage
 from transforms import rows, splits
 
@@ -225,22 +224,6 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
                                             shard_name_template="", num_shards=1))
 
 
-def expand_inputs(patterns: Sequence[str]) -> List[str]:
-    """The files the patterns match, each once, in the patterns' order; an unmatched pattern is an error,
-    and a file that more than one pattern matches is logged."""
-    paths: Dict[str, str] = {}  # file -> the first pattern that matched it
-    for pattern in patterns:
-        matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-        if not matched:
-            raise FileNotFoundError(f"no input file matches {pattern!r}")
-        again = [path for path in matched if path in paths]
-        if again:
-            logging.warning("[ingest] input pattern %r matches %d file(s) an earlier pattern already matched (%s); "
-                            "each file is read once", pattern, len(again), ", ".join(again))
-        paths.update((path, pattern) for path in matched if path not in paths)
-    return list(paths)
-
-
 def _refuse_foreign_output(output_dir: str) -> None:
     """An existing `output_dir` is replaced whole: only an earlier ingestion's output (with its counts) may be."""
     existing = staged_output.files_under(output_dir)
@@ -258,7 +241,7 @@ def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
     (`ingestion.staged_output`): the folder then holds this run's rows alone, and a failed run leaves
     the earlier output as it was."""
     object_storage.configure_beam_file_systems(beam_args or [])
-    paths = expand_inputs(inputs)
+    paths = input_files.expand(inputs)
     _refuse_foreign_output(output_dir)
     options = PipelineOptions(list(beam_args or []))
     with staged_output.staged(output_dir, marker=COUNTS_FILE) as staging:

@@ -1,18 +1,20 @@
 """Every knob of rankloss-tfx, typed, with its valid values: the one place for settings.
 
-`PipelineConfig` nests one dataclass per concern. Each field is declared with `setting(...)`: its
-default, its help text, and optionally its flag name, its valid choices or a check. `validate()` reads
-those declarations, so a new knob is one field here (its flag follows, see settings/flags.py).
+`PipelineConfig` nests one dataclass per concern. Each field is declared with `setting(...)`
+(settings/fields.py): its default, its help text, and optionally its flag name, its valid choices or a
+check, and whether a run's results can depend on it. `validate()` reads those declarations, so a new
+knob is one field here (its flag follows, see settings/flags.py).
 The Transform and the Trainer receive their parts through `custom_config` as plain dicts.
 """
 import dataclasses
 import os
 import re
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Optional, Tuple
 
 from settings import object_storage
+from settings.fields import (Check, NON_NEGATIVE, OPEN_UNIT_INTERVAL, POSITIVE, POSITIVE_WIDTHS, RATE, UNIT_INTERVAL,
+                             field_problems, from_dict, json_ready, result_values, setting)
 
-T = TypeVar("T")
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The parameters each loss takes; trainer/losses.py holds the classes and their defaults.
@@ -32,15 +34,6 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 STRUCTURES = ("parallel", "stacked")
 EMBEDDING_REGULARIZATIONS = ("table", "batch")
 
-# Checks: (predicate, what a valid value is).
-Check = Tuple[Callable[[Any], bool], str]
-POSITIVE: Check = (lambda v: v > 0, "> 0")
-NON_NEGATIVE: Check = (lambda v: v >= 0, ">= 0")
-UNIT_INTERVAL: Check = (lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
-OPEN_UNIT_INTERVAL: Check = (lambda v: 0.0 < v < 1.0, "in (0, 1)")
-RATE: Check = (lambda v: 0.0 < v <= 1.0, "in (0, 1]")
-POSITIVE_WIDTHS: Check = (lambda v: len(v) > 0 and all(u > 0 for u in v), "one or more positive widths")
-
 LOSS_PARAMETER_CHECKS: Dict[str, Check] = {"alpha": UNIT_INTERVAL, "beta_pos": POSITIVE, "gamma": NON_NEGATIVE,
                                            "tau": POSITIVE, "jrc_weight": UNIT_INTERVAL}
 
@@ -54,62 +47,66 @@ def check_loss_parameter(name: str, value: float) -> None:
         raise ValueError(f"loss parameter {name} must be {description}, got {value}")
 
 
-def setting(default: Any, help: str, flag: Optional[str] = None, choices: Tuple[str, ...] = (),  # pylint: disable=redefined-builtin
-            check: Optional[Check] = None, factory: Optional[Callable[[], Any]] = None) -> Any:
-    """A config field with what validation and the flags need to know about it."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "check": check}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
 @dataclasses.dataclass
 class DataConfig:
     """The embedded generator (ingestion/generate.py)."""
 
-    num_rows: int = setting(60_000, "rows the embedded generator writes", flag="--rows", check=POSITIVE)
-    ctr: float = setting(0.256, "generator click-through rate (Criteo's: 0.256)", check=OPEN_UNIT_INTERVAL)
-    seed: int = setting(7, "generator seed", flag="--data-seed")
-    max_cardinality: int = setting(30, "tokens per categorical field at most (1000000: Criteo-like vocabularies)", check=POSITIVE)
+    num_rows: int = setting(60_000, "rows the embedded generator writes", flag="--rows", check=POSITIVE,
+                            changes_results=True)
+    ctr: float = setting(0.256, "generator click-through rate (Criteo's: 0.256)", check=OPEN_UNIT_INTERVAL,
+                         changes_results=True)
+    seed: int = setting(7, "generator seed", flag="--data-seed", changes_results=True)
+    max_cardinality: int = setting(30, "tokens per categorical field at most (1000000: Criteo-like vocabularies)",
+                                   check=POSITIVE, changes_results=True)
 
 
 @dataclasses.dataclass
 class TransformConfig:
-    """Vocabulary preprocessing (transforms/preprocessing.py)."""
+    """Vocabulary preprocessing (transforms/preprocessing.py). The Trainer reads what it needs of the
+    result (each field's id range) from the Transform output itself, never from these settings."""
 
-    min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)", check=POSITIVE)
-    num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories", check=POSITIVE)
+    min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)",
+                                      check=POSITIVE, changes_results=True)
+    num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories", check=POSITIVE,
+                                   changes_results=True)
 
 
 @dataclasses.dataclass
 class ModelConfig:
     """DCN V2 (Wang et al. 2021) as in BARS DCNv2_criteo_x1."""
 
-    structure: str = setting("parallel", "DCN V2 structure", choices=STRUCTURES)
-    embedding_dim: int = setting(10, "embedding size of every field", check=POSITIVE)
-    num_cross_layers: int = setting(3, "number of cross layers", flag="--cross-layers", check=NON_NEGATIVE)
+    structure: str = setting("parallel", "DCN V2 structure", choices=STRUCTURES, changes_results=True)
+    embedding_dim: int = setting(10, "embedding size of every field", check=POSITIVE, changes_results=True)
+    num_cross_layers: int = setting(3, "number of cross layers", flag="--cross-layers", check=NON_NEGATIVE,
+                                    changes_results=True)
     cross_projection_dim: Optional[int] = setting(None, "low-rank cross projection (full rank when unset)",
-                                                  flag="--projection-dim", check=POSITIVE)
+                                                  flag="--projection-dim", check=POSITIVE, changes_results=True)
     dnn_units: Tuple[int, ...] = setting((500, 500, 500), "comma-separated DNN widths, e.g. 500,500,500",
-                                         check=POSITIVE_WIDTHS)
-    dropout: float = setting(0.1, "DNN dropout rate", check=(lambda v: 0.0 <= v < 1.0, "in [0, 1)"))
-    embedding_l2: float = setting(1e-5, "L2 weight on the embeddings", check=NON_NEGATIVE)
+                                         check=POSITIVE_WIDTHS, changes_results=True)
+    dropout: float = setting(0.1, "DNN dropout rate", check=(lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+                             changes_results=True)
+    embedding_l2: float = setting(1e-5, "L2 weight on the embeddings", check=NON_NEGATIVE, changes_results=True)
     embedding_regularization: str = setting(
         "table", "embedding L2 over the whole table, or over the batch's rows (needed by lazy_adam)",
-        choices=EMBEDDING_REGULARIZATIONS)
+        choices=EMBEDDING_REGULARIZATIONS, changes_results=True)
 
 
 @dataclasses.dataclass
 class LossConfig:
     """Training objective (trainer/losses.py). An unset parameter takes the chosen loss's default."""
 
-    name: str = setting("bce", "training loss (README: Choosing the loss)", flag="--loss", choices=LOSSES)
-    alpha: Optional[float] = setting(None, "BCE weight α of combination losses, Eq. 4, 8, 18 (unset: the loss's own)")
-    beta_pos: float = setting(1.0, "weight on positives simulating sparse feedback (Eq. 15)")
-    gamma: Optional[float] = setting(None, "focal exponent γ, Eq. 16-17 (unset: the loss's own)")
-    tau: Optional[float] = setting(None, "contrastive temperature τ, Eq. 19 (unset: the loss's own)")
-    jrc_weight: Optional[float] = setting(None, "weight of JRC's ranking term, Eq. 6-7 (unset: the loss's own)")
-    negative_sampling_rate: float = setting(1.0, "fraction of negatives kept in training (§4.5.2)", check=RATE)
+    name: str = setting("bce", "training loss (README: Choosing the loss)", flag="--loss", choices=LOSSES,
+                        changes_results=True)
+    alpha: Optional[float] = setting(None, "BCE weight α of combination losses, Eq. 4, 8, 18 (unset: the loss's own)",
+                                     changes_results=True)
+    beta_pos: float = setting(1.0, "weight on positives simulating sparse feedback (Eq. 15)", changes_results=True)
+    gamma: Optional[float] = setting(None, "focal exponent γ, Eq. 16-17 (unset: the loss's own)", changes_results=True)
+    tau: Optional[float] = setting(None, "contrastive temperature τ, Eq. 19 (unset: the loss's own)",
+                                   changes_results=True)
+    jrc_weight: Optional[float] = setting(None, "weight of JRC's ranking term, Eq. 6-7 (unset: the loss's own)",
+                                          changes_results=True)
+    negative_sampling_rate: float = setting(1.0, "fraction of negatives kept in training (§4.5.2)", check=RATE,
+                                            changes_results=True)
 
     def parameters(self) -> Dict[str, float]:
         """The loss parameters set for this loss, by name: what `trainer.losses.get_loss` takes."""
@@ -118,32 +115,46 @@ class LossConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Optimisation regime (Adam, clipping, plateau schedule, early stopping)."""
+    """Optimisation regime (Adam, clipping, plateau schedule, early stopping).
+
+    `cache_dataset` and `cache_limit_mb` change speed and memory only: they choose whether a split is held
+    in memory or streamed, and the study runner records the path taken in a run's identity
+    (`trainer.data.train_input_path`), since the two shuffle alike only within one streaming window."""
 
     batch_size: int = setting(1024, "training batch size (BARS Criteo_x1: 4096; 1024 suits the embedded data's "
-                                    "42k training rows)", check=POSITIVE)
-    learning_rate: float = setting(1e-3, "initial learning rate", check=POSITIVE)
+                                    "42k training rows)", check=POSITIVE, changes_results=True)
+    learning_rate: float = setting(1e-3, "initial learning rate", check=POSITIVE, changes_results=True)
     clipnorm: float = setting(10.0, "global gradient-norm clip, 0 for none (FuxiCTR clip_grad_norm_)",
-                              check=NON_NEGATIVE)
+                              check=NON_NEGATIVE, changes_results=True)
     optimizer: str = setting("adam", "adam (reference) or lazy_adam (row-wise embedding updates)",
-                             choices=OPTIMIZERS)
-    precision: str = setting("float32", "float32, or mixed_bfloat16 (float32 logit and loss)", choices=PRECISIONS)
-    jit_compile: bool = setting(False, "compile the train step with XLA")
-    cache_dataset: bool = setting(False, "parse the train and eval splits into memory once, whatever their size")
+                             choices=OPTIMIZERS, changes_results=True)
+    precision: str = setting("float32", "float32, or mixed_bfloat16 (float32 logit and loss)", choices=PRECISIONS,
+                             changes_results=True)
+    jit_compile: bool = setting(False, "compile the train step with XLA", changes_results=True)
+    cache_dataset: bool = setting(False, "parse the train and eval splits into memory once, whatever their size",
+                                  changes_results=False)
     cache_limit_mb: int = setting(2048, "hold a split in memory when its tables fit in this many MB (twice that "
-                                        "while loading), else stream it; 0: always stream", check=NON_NEGATIVE)
-    epochs: int = setting(100, "maximum epochs", check=POSITIVE)
-    steps_per_epoch: Optional[int] = setting(None, "train steps per epoch (one pass when unset)", check=POSITIVE)
-    eval_steps: Optional[int] = setting(None, "validation steps per epoch (one pass when unset)", check=POSITIVE)
-    lr_decay_factor: float = setting(0.1, "learning-rate factor on a validation plateau", check=RATE)
-    min_learning_rate: float = setting(1e-6, "learning-rate floor", check=NON_NEGATIVE)
-    early_stop_patience: int = setting(2, "epochs without improvement before stopping", check=POSITIVE)
+                                        "while loading), else stream it; 0: always stream", check=NON_NEGATIVE,
+                                  changes_results=False)
+    epochs: int = setting(100, "maximum epochs", check=POSITIVE, changes_results=True)
+    steps_per_epoch: Optional[int] = setting(None, "train steps per epoch (one pass when unset)", check=POSITIVE,
+                                             changes_results=True)
+    eval_steps: Optional[int] = setting(None, "validation steps per epoch (one pass when unset)", check=POSITIVE,
+                                        changes_results=True)
+    lr_decay_factor: float = setting(0.1, "learning-rate factor on a validation plateau", check=RATE,
+                                     changes_results=True)
+    min_learning_rate: float = setting(1e-6, "learning-rate floor", check=NON_NEGATIVE, changes_results=True)
+    early_stop_patience: int = setting(2, "epochs without improvement before stopping", check=POSITIVE,
+                                       changes_results=True)
     min_improvement: float = setting(1e-4, "validation-AUC gain that counts as an improvement (checkpoint, "
-                                           "learning-rate decay, early stopping)", check=NON_NEGATIVE)
-    seed: int = setting(2024, "training seed", flag="--train-seed")
-    deterministic: bool = setting(True, "deterministic ops: the same seed repeats a run")
-    gradient_diagnostics: bool = setting(False, "log per-batch gradient norms (negatives' logits, DNN, cross)")
-    diagnostics_window: int = setting(50, "batches per gradient-norm mean / p90 summary", check=POSITIVE)
+                                           "learning-rate decay, early stopping)", check=NON_NEGATIVE,
+                                     changes_results=True)
+    seed: int = setting(2024, "training seed", flag="--train-seed", changes_results=True)
+    deterministic: bool = setting(True, "deterministic ops: the same seed repeats a run", changes_results=True)
+    gradient_diagnostics: bool = setting(False, "log per-batch gradient norms (negatives' logits, DNN, cross)",
+                                         changes_results=True)  # a study's record holds the norms
+    diagnostics_window: int = setting(50, "batches per gradient-norm mean / p90 summary", check=POSITIVE,
+                                      changes_results=False)  # the summary files only, no record reads them
 
 
 @dataclasses.dataclass
@@ -205,7 +216,7 @@ class PipelineConfig:
         return os.path.join(self.output_root, "serving", self.pipeline_name)
 
 
-SECTIONS = ("data", "transform", "model", "loss", "train")
+SECTIONS = ("data", "transform", "model", "loss", "train")  # every one is read by a run's identity
 TRAINING_SECTIONS = ("transform", "model", "loss", "train")  # what the pipeline runs on ingested data
 VERTEX_SECTION = "vertex"  # only the Kubeflow V2 / Vertex AI compiler takes these flags
 
@@ -217,53 +228,25 @@ class TrainerSettings:
     model: ModelConfig
     loss: LossConfig
     train: TrainConfig
-    transform: TransformConfig
 
     @classmethod
     def from_pipeline_config(cls, config: PipelineConfig) -> "TrainerSettings":
-        return cls(config.model, config.loss, config.train, config.transform)
+        return cls(config.model, config.loss, config.train)
 
     def to_custom_config(self) -> Dict[str, Any]:
         return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def identity(self) -> Dict[str, Any]:
+        """The settings a run's results can depend on (JSON-ready), by section."""
+        return {f.name: json_ready(result_values(getattr(self, f.name))) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_custom_config(cls, custom_config: Dict[str, Any]) -> "TrainerSettings":
         return cls(**{f.name: from_dict(f.type, custom_config.get(f.name, {})) for f in dataclasses.fields(cls)})
 
 
-def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
-    """Rebuilds a config dataclass from `dataclasses.asdict` output (JSON lists become tuples)."""
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in values:
-            continue
-        value = values[field.name]
-        if dataclasses.is_dataclass(field.type):
-            value = from_dict(field.type, value)
-        elif isinstance(value, list) and field.name != "beam_pipeline_args":
-            value = tuple(value)
-        kwargs[field.name] = value
-    return cls(**kwargs)
-
-
 class SettingsError(ValueError):
     """Invalid settings; the message names every problem, its flag and the valid values."""
-
-
-def flag_name(field: dataclasses.Field) -> str:
-    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
-
-
-def _field_problems(section: Any) -> List[str]:
-    problems = []
-    for field in dataclasses.fields(section):
-        value, choices, check = getattr(section, field.name), field.metadata.get("choices"), field.metadata.get("check")
-        if choices and value not in choices:
-            problems.append(f"{flag_name(field)}: unknown {flag_name(field)[2:]} {value!r}; "
-                            f"valid choices: {', '.join(choices)}")
-        elif check and value is not None and not check[0](value):
-            problems.append(f"{flag_name(field)}: {field.name} must be {check[1]}, got {value!r}")
-    return problems
 
 
 def _loss_problems(loss: LossConfig) -> List[str]:
@@ -286,9 +269,9 @@ def _loss_problems(loss: LossConfig) -> List[str]:
 
 def validate(config: PipelineConfig) -> None:
     """Raises SettingsError naming every invalid setting of `config`, with its flag and valid values."""
-    problems = _field_problems(config)
+    problems = field_problems(config)
     for name in SECTIONS + (VERTEX_SECTION,):
-        problems += _field_problems(getattr(config, name))
+        problems += field_problems(getattr(config, name))
     problems += _loss_problems(config.loss)
     if config.train.optimizer == "lazy_adam" and config.model.embedding_l2 and \
             config.model.embedding_regularization == "table":

@@ -14,7 +14,7 @@ import sys
 import typing
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from settings import configs
+from settings import configs, fields
 
 PIPELINE = "pipeline"  # the section name of PipelineConfig's own fields (output root, Beam arguments, ...)
 BEAM_SEPARATOR = "--"
@@ -100,7 +100,7 @@ def add_flags(parser: argparse.ArgumentParser,
             parser_kwargs["metavar"] = "{" + ",".join(field.metadata["choices"]) + "}"
         if field.type is bool:  # `--flag` alone means true; `--flag false` also works
             parser_kwargs.update(nargs="?", const=True)
-        group.add_argument(configs.flag_name(field), **parser_kwargs)
+        group.add_argument(fields.flag_name(field), **parser_kwargs)
     if PIPELINE in sections:
         groups[PIPELINE].add_argument("--beam-arg", action="append", default=None, dest=BEAM_DEST, metavar="ARG",
                             help="a Beam pipeline argument for the Beam steps; repeatable (or put them after --)")

@@ -182,7 +182,6 @@ def exported_by_loss(demo_run, tmp_path_factory):
         settings = configs.TrainerSettings(
             model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
             loss=configs.LossConfig(alpha=0.7, beta_pos=0.1, **loss_overrides),
-            train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2),
-            transform=configs.TransformConfig())
+            train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2))
         models[run] = outside_pipeline.train_and_export(pipeline_root, settings, str(tmp_path_factory.mktemp(run)))
     return models

@@ -88,3 +88,20 @@ def test_streamed_shuffle_permutes_each_window_anew_every_pass(tmp_path):
     sizes = [int(labels.shape[0]) for _, labels in shuffled]
     assert sizes == [32] * 7 + [26]  # batches run across the windows
     assert all(label == float(c % 4 == 0) for c, _, label in first)
+
+
+def test_the_input_path_a_run_records_is_the_one_make_dataset_takes(tmp_path):
+    """`train_input_path` answers without reading the split; it must agree with the tables' real size."""
+    from settings.configs import TrainConfig  # pylint: disable=import-outside-toplevel
+
+    _write(tmp_path / "part-0.gz", 3000)
+    pattern = [str(tmp_path / "part-*")]
+    size = data.row_bytes(SPEC) * 3000            # int64 C1; float32 I1 and the label: 16 bytes a row
+    assert size == 48_000
+    assert data._parsed_tables(pattern, SPEC, limit_bytes=size) is not None  # pylint: disable=protected-access
+    assert data._parsed_tables(pattern, SPEC, limit_bytes=size - 1) is None  # pylint: disable=protected-access
+    rows_per_mb = (1 << 20) // data.row_bytes(SPEC)
+    assert data.train_input_path(rows_per_mb, SPEC, TrainConfig(cache_limit_mb=1)) == "memory"
+    assert data.train_input_path(rows_per_mb + 1, SPEC, TrainConfig(cache_limit_mb=1)) == "stream"
+    assert data.train_input_path(rows_per_mb + 1, SPEC, TrainConfig(cache_limit_mb=1, cache_dataset=True)) == "memory"
+    assert data.train_input_path(10, SPEC, TrainConfig(cache_limit_mb=0)) == "stream"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from settings import configs
+from settings import configs, fields
 from tests.conftest import ROOT, project_env
 from tests.test_settings import ENUMERATED
 
@@ -28,7 +28,7 @@ def _command(entry_point, output_root):
 
 
 def test_the_bad_settings_cover_every_enumerated_field():
-    assert sorted(BAD) == sorted(configs.flag_name(field) for _, field in ENUMERATED)
+    assert sorted(BAD) == sorted(fields.flag_name(field) for _, field in ENUMERATED)
 
 
 @pytest.mark.parametrize("entry_point", ["demo", "local runner", "kubeflow compile", "tfx cli"])
@@ -41,7 +41,7 @@ def test_every_entry_point_refuses_every_bad_enumerated_setting_before_any_work(
     said = proc.stdout + proc.stderr
     assert proc.returncode != 0, said[-3000:]
     for _, field in ENUMERATED:
-        assert f"{configs.flag_name(field)}: unknown" in said, said[-3000:]
+        assert f"{fields.flag_name(field)}: unknown" in said, said[-3000:]
         assert "valid choices: " + ", ".join(field.metadata["choices"]) in said, said[-3000:]
     assert not os.path.exists(output_root)  # nothing generated, ingested, compiled or run
     assert not os.path.exists(tmp_path / "tfx_home" / "local")  # the tfx CLI registered no pipeline

@@ -1,7 +1,6 @@
 """The Beam converter: parsing, dead letters with reasons, reconciled counts, formats."""
 import glob
 import gzip
-import json
 import os
 
 import apache_beam as beam
@@ -11,9 +10,10 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 from tfx_bsl.coders import example_coder
 
-from ingestion import convert, staged_output
+from ingestion import convert
 from transforms import features, rows, splits
 from tests.conftest import REAL_SAMPLE
+from tests.helpers import dead_letters, good_row, split_examples
 
 GOOD = "\t".join(["1", "5", "", "0"] + ["7"] * 10 + ["68fd1e64"] * 25 + [""])
 BAD_ROWS = {  # text -> reason fragment
@@ -23,20 +23,6 @@ BAD_ROWS = {  # text -> reason fragment
     GOOD.replace("\t5\t", "\tfive\t", 1): "I1: not an integer: 'five'",
     GOOD.replace("\t5\t", "\t2.5\t", 1): "I1: not an integer: '2.5'",
 }
-
-
-def _examples(output_dir, split):
-    files = glob.glob(os.path.join(output_dir, splits.split_dir_name(split), "*.tfrecord.gz"))
-    return [tf.train.Example.FromString(r.numpy())
-            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
-
-
-def _dead_letters(output_dir):
-    letters = []
-    for path in glob.glob(os.path.join(output_dir, convert.DEAD_LETTER_DIR, "*")):
-        with open(path) as f:
-            letters += [json.loads(line) for line in f]
-    return letters
 
 
 def test_parse_row_keeps_missing_features_out():
@@ -68,7 +54,7 @@ def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, g
     out = str(tmp_path / "out")
     counts = convert.run([str(path), str(tmp_path / "raw.tsv")], out)
 
-    dead = _dead_letters(out)
+    dead = dead_letters(out)
     assert len(dead) == len(bad_lines) + 1
     by_line = {(os.path.basename(d["file"]), d["line"]): d for d in dead}
     for offset, text in enumerate(bad_lines):
@@ -82,7 +68,7 @@ def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, g
     assert sum(r["rejected"] for r in table.values()) == len(bad_lines) + 1
     for split, row in table.items():
         assert row["read"] == row["written"] + row["rejected"]
-        assert len(_examples(out, split)) == row["written"]
+        assert len(split_examples(out, split)) == row["written"]
     assert convert.read_counts(out) == counts
 
 
@@ -91,7 +77,7 @@ def test_examples_carry_typed_features_and_read_as_missing_where_missing(tmp_pat
     path.write_text(GOOD + "\n")
     out = str(tmp_path / "out")
     convert.run([str(path)], out)
-    (example,) = _examples(out, splits.split_of(1))
+    (example,) = split_examples(out, splits.split_of(1))
     fmap = example.features.feature
     assert fmap["label"].int64_list.value == [1]
     assert fmap["I1"].int64_list.value == [5] and fmap["C1"].bytes_list.value == [b"68fd1e64"]
@@ -111,19 +97,15 @@ def test_real_criteo_csv_sample_converts_without_loss(tmp_path):
     table = counts["splits"]
     assert sum(r["written"] for r in table.values()) == 200
     assert sum(r["rejected"] for r in table.values()) == 0
-    examples = [e for s in splits.SPLITS for e in _examples(out, s)]
+    examples = [e for s in splits.SPLITS for e in split_examples(out, s)]
     assert sum(e.features.feature["label"].int64_list.value[0] for e in examples) == 49  # CTR 24.5 %
     assert any(e.features.feature["I2"].int64_list.value == [-1] for e in examples if "I2" in e.features.feature)
 
 
-def _good_row(label="1", i1="5", c1="68fd1e64", separator="\t"):
-    return separator.join([label, i1, "", "0"] + ["7"] * 10 + [c1] * 25 + [""])
-
-
-def test_a_tsv_header_and_byte_order_mark_are_skipped_once_and_huge_numbers_become_dead_letters(tmp_path):
+def test_a_tsv_header_and_byte_order_mark_are_skipped_once_and_huge_numbers_becomedead_letters(tmp_path):
     header = "\t".join(features.RAW_COLUMNS)
-    lines = ["\ufeff" + header, _good_row(), _good_row(i1="99999999999999999999"), _good_row(i1="1e30"),
-             header, _good_row(label="0")]  # a header again, mid-file, is not a header: a bad row
+    lines = ["\ufeff" + header, good_row(), good_row(i1="99999999999999999999"), good_row(i1="1e30"),
+             header, good_row(label="0")]  # a header again, mid-file, is not a header: a bad row
     path = tmp_path / "with_header.tsv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = str(tmp_path / "out")
@@ -132,19 +114,19 @@ def test_a_tsv_header_and_byte_order_mark_are_skipped_once_and_huge_numbers_beco
     table = counts["splits"]
     assert sum(r["read"] for r in table.values()) == 5
     assert sum(r["written"] for r in table.values()) == 2
-    reasons = {d["line"]: d["reason"] for d in _dead_letters(out)}
+    reasons = {d["line"]: d["reason"] for d in dead_letters(out)}
     assert reasons == {3: "I1: '99999999999999999999' is outside the int64 range",
                        4: "I1: '1e30' is outside the int64 range", 5: "label must be 0 or 1, got 'label'"}
 
 
 def test_quoted_csv_fields_are_unquoted(tmp_path):
-    quoted = ",".join(f'"{v}"' for v in _good_row(c1="a,b", separator="\t").split("\t"))
+    quoted = ",".join(f'"{v}"' for v in good_row(c1="a,b", separator="\t").split("\t"))
     path = tmp_path / "quoted.csv"
-    path.write_text(",".join(features.RAW_COLUMNS) + "\n" + quoted + "\n" + _good_row(separator=",") + "\n")
+    path.write_text(",".join(features.RAW_COLUMNS) + "\n" + quoted + "\n" + good_row(separator=",") + "\n")
     out = str(tmp_path / "out")
     counts = convert.run([str(path)], out, input_format="csv")
-    assert counts["headers_skipped"] == 1 and _dead_letters(out) == []
-    examples = [e for s in splits.SPLITS for e in _examples(out, s)]
+    assert counts["headers_skipped"] == 1 and dead_letters(out) == []
+    examples = [e for s in splits.SPLITS for e in split_examples(out, s)]
     assert sorted(e.features.feature["C1"].bytes_list.value[0] for e in examples) == [b"68fd1e64", b"a,b"]
     assert all(e.features.feature["I1"].int64_list.value == [5] for e in examples)
 
@@ -160,25 +142,25 @@ def test_a_csv_without_a_header_is_read_from_its_first_line(tmp_path):
 
 def test_line_numbers_splits_and_counts_hold_across_batch_boundaries(tmp_path, monkeypatch):
     monkeypatch.setattr(convert, "BATCH_LINES", 3)  # 12 data lines after the header: four batches
-    lines = [_good_row(i1=str(n)) for n in range(2, 14)]
+    lines = [good_row(i1=str(n)) for n in range(2, 14)]
     lines[4] = lines[9] = "1\t2\t3"  # lines 6 and 11 of the file
     path = tmp_path / "batches.tsv"
     path.write_text("\n".join(["\t".join(features.RAW_COLUMNS)] + lines) + "\n")
     out = str(tmp_path / "out")
     counts = convert.run([str(path)], out)
-    assert {d["line"]: d["split"] for d in _dead_letters(out)} == {6: splits.split_of(6), 11: splits.split_of(11)}
+    assert {d["line"]: d["split"] for d in dead_letters(out)} == {6: splits.split_of(6), 11: splits.split_of(11)}
     for split in splits.SPLITS:
         numbers = [n for n in range(2, 14) if splits.split_of(n) == split]
         good = [n for n in numbers if n not in (6, 11)]
         assert counts["splits"][split] == {"read": len(numbers), "written": len(good),
                                            "rejected": len(numbers) - len(good)}
-        assert sorted(e.features.feature["I1"].int64_list.value[0] for e in _examples(out, split)) == good
+        assert sorted(e.features.feature["I1"].int64_list.value[0] for e in split_examples(out, split)) == good
 
 
 def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_path, monkeypatch):
     """Line by line (Arrow refusing the batch) and through Arrow's batch."""
     path = tmp_path / "rows.tsv"
-    path.write_text("\n".join([_good_row()] * 5) + "\n")
+    path.write_text("\n".join([good_row()] * 5) + "\n")
     original = convert.ParseToExample.process
 
     def drop_line_2(self, item):
@@ -242,71 +224,3 @@ def test_to_examples_round_trips_random_rows_with_any_features_missing():
             assert decoded[name][i] == expected, (i, name)
 
 
-
-def _split_files(output_dir):
-    return {split: sorted(glob.glob(os.path.join(output_dir, splits.split_dir_name(split), "*")))
-            for split in splits.SPLITS}
-
-
-def _all_i1(output_dir):
-    return sorted(e.features.feature["I1"].int64_list.value[0] for s in splits.SPLITS for e in _examples(output_dir, s))
-
-
-def test_a_second_ingestion_into_the_same_output_holds_its_own_rows_alone(tmp_path, monkeypatch):
-    """The first run writes two files per split and dead letters; the second (other rows, one file per
-    split, nothing rejected) must leave neither behind."""
-    monkeypatch.setattr(convert, "BATCH_LINES", 8)
-    first = tmp_path / "first.tsv"
-    first.write_text("\n".join([_good_row(i1=str(n)) for n in range(300)] + ["1\t2\t3"]) + "\n")
-    out = str(tmp_path / "out")
-    convert.run([str(first)], out, beam_args=["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
-    assert all(len(files) == 2 for files in _split_files(out).values()), _split_files(out)
-    assert len(_dead_letters(out)) == 1
-
-    monkeypatch.setattr(convert, "BATCH_LINES", 2048)
-    second = tmp_path / "second.tsv"
-    second.write_text("\n".join(_good_row(i1=str(1000 + n)) for n in range(40)) + "\n")
-    counts = convert.run([str(second)], out)
-    assert sum(r["written"] for r in counts["splits"].values()) == 40
-    assert _all_i1(out) == list(range(1000, 1040))
-    assert all(len(files) == 1 for files in _split_files(out).values())
-    assert _dead_letters(out) == [] and staged_output.files_under(os.path.join(out, convert.DEAD_LETTER_DIR)) == []
-    assert sorted(os.listdir(tmp_path)) == ["first.tsv", "out", "second.tsv"]   # no staging or old folder left
-
-
-def test_a_failed_ingestion_leaves_the_earlier_output_as_it_was(tmp_path, monkeypatch):
-    source = tmp_path / "rows.tsv"
-    source.write_text("\n".join(_good_row(i1=str(n)) for n in range(30)) + "\n")
-    out = str(tmp_path / "out")
-    convert.run([str(source)], out)
-    before = {path: open(path, "rb").read() for files in _split_files(out).values() for path in files}
-    other = tmp_path / "other.tsv"
-    other.write_text(_good_row(i1="7") + "\n")
-    encode = rows.encode
-    monkeypatch.setattr(rows, "encode", lambda batch: encode(batch)[1:])  # rows lost: the run fails
-    with pytest.raises(RuntimeError, match="lost rows"):
-        convert.run([str(other)], out)
-    after = {path: open(path, "rb").read() for files in _split_files(out).values() for path in files}
-    assert after == before and _all_i1(out) == list(range(30))
-    assert sorted(os.listdir(tmp_path)) == ["other.tsv", "out", "rows.tsv"]
-
-
-def test_an_output_folder_that_no_ingestion_wrote_is_refused_and_left_alone(tmp_path):
-    source = tmp_path / "rows.tsv"
-    source.write_text(_good_row() + "\n")
-    out = tmp_path / "my_folder"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not an ingestion's output"):
-        convert.run([str(source)], str(out))
-    assert os.listdir(out) == ["notes.txt"]
-
-
-def test_a_file_matched_by_several_input_patterns_is_read_once(tmp_path, caplog):
-    for day, count in (("day1", 5), ("day2", 3)):
-        (tmp_path / f"{day}.tsv").write_text("\n".join([_good_row()] * count) + "\n")
-    with caplog.at_level("WARNING"):
-        counts = convert.run([str(tmp_path / "day*.tsv"), str(tmp_path / "day1.tsv")], str(tmp_path / "out"))
-    assert sum(r["read"] for r in counts["splits"].values()) == 8
-    assert sum(r["written"] for r in counts["splits"].values()) == 8
-    assert any("day1.tsv" in r.getMessage() and "read once" in r.getMessage() for r in caplog.records)

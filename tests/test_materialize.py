@@ -102,8 +102,8 @@ def test_a_retried_transform_replaces_what_an_earlier_attempt_left_in_its_output
     for split in SPLITS:
         stale = out / "examples" / f"Split-{split}"
         stale.mkdir(parents=True)
-        shutil.copy(os.path.join(ours[1].uri, f"Split-{split}", materialize.output_name(0, TRAIN_FILES if split == "train" else 1)),
-                    stale / materialize.output_name(2, 3))
+        first = materialize.output_name(0, TRAIN_FILES if split == "train" else 1)
+        shutil.copy(os.path.join(ours[1].uri, f"Split-{split}", first), stale / materialize.output_name(2, 3))
     _, transformed = _run(large_batches.TransformExecutor, ingested, str(out))
     for split in SPLITS:
         count = TRAIN_FILES if split == "train" else 1

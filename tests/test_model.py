@@ -94,3 +94,60 @@ def test_embedding_regularization_scope_decides_whether_the_table_gradient_is_sp
             [tf.cast(x[f"{k}_xf"], tf.int64) for k in model_lib.features.CATEGORICAL_FEATURES], axis=1))
         expected = 1e-5 * float(tf.reduce_sum(rows ** 2)) + 1e-5 * float(tf.reduce_sum(model.embedding.numeric_vectors ** 2))
         assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def _transform_output_with_oov_buckets(tmp_path, num_oov_buckets):
+    """A Transform output (transforms.preprocessing) analysed on three rows, each field's tokens 'a' and 'b'."""
+    import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
+    import tensorflow_transform.beam as tft_beam  # pylint: disable=import-outside-toplevel
+    from tensorflow_transform.tf_metadata import dataset_metadata  # pylint: disable=import-outside-toplevel
+
+    from transforms import preprocessing, schema  # pylint: disable=import-outside-toplevel
+
+    instances = [{features.LABEL_KEY: [label], **{k: [] for k in features.NUMERIC_FEATURES},
+                  **{k: [token] for k in features.CATEGORICAL_FEATURES}}
+                 for label, token in ((0, b"a"), (1, b"b"), (0, b"a"))]
+    fn = lambda inputs: preprocessing.preprocessing_fn(inputs, {"num_oov_buckets": num_oov_buckets})  # noqa: E731
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        transform_fn = ((instances, dataset_metadata.DatasetMetadata(schema.build_schema()))
+                        | tft_beam.AnalyzeDataset(fn))
+    _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_fn"))
+    return tft.TFTransformOutput(str(tmp_path / "transform_fn"))
+
+
+def test_with_several_oov_buckets_every_fields_unseen_tokens_read_that_fields_own_rows(tmp_path):
+    """The Trainer sizes each field from the Transform output (2 tokens + 5 OOV buckets), never from a second
+    copy of the setting; an unseen token of any field then reads a row of that field's block."""
+    from tensorflow_transform.tf_metadata import schema_utils  # pylint: disable=import-outside-toplevel
+
+    from transforms import rows, schema  # pylint: disable=import-outside-toplevel
+
+    output = _transform_output_with_oov_buckets(tmp_path, num_oov_buckets=5)
+    sizes = model_lib.vocabulary_sizes_from_transform(output)
+    assert sizes == {k: 2 + 5 for k in features.CATEGORICAL_FEATURES}
+    unseen = [(0, {k: f"never-seen-{k}-{n}" for k in features.CATEGORICAL_FEATURES}) for n in range(40)]
+    raw_spec = schema_utils.schema_as_feature_spec(schema.build_schema()).feature_spec
+    transformed = output.transform_raw_features(tf.io.parse_example(rows.to_examples(unseen), raw_spec))
+    ids = np.stack([transformed[features.transformed_name(k)].numpy() for k in features.CATEGORICAL_FEATURES], axis=1)
+    assert ids.min() >= 2 and ids.max() < 7 and len(np.unique(ids)) > 1   # all out of vocabulary, several buckets
+
+    embedding = model_lib.FieldEmbedding(list(sizes.values()), len(features.NUMERIC_FEATURES), embedding_dim=1)
+    embedding(tf.constant(ids), tf.zeros([len(unseen), len(features.NUMERIC_FEATURES)]))
+    field_of_row = np.repeat(np.arange(len(sizes)), list(sizes.values())).astype(np.float32)
+    embedding.categorical_table.assign(field_of_row[:, None])            # each row holds its field's number
+    read = embedding(tf.constant(ids), tf.zeros([len(unseen), len(features.NUMERIC_FEATURES)])).numpy()
+    fields_read = read[:, len(features.NUMERIC_FEATURES):]
+    np.testing.assert_array_equal(fields_read, np.tile(np.arange(len(sizes)), (len(unseen), 1)))
+
+
+@pytest.mark.parametrize("field,bad_id", [(0, 7), (13, -1), (25, 7)])
+def test_an_id_outside_its_fields_range_is_refused_naming_the_field(field, bad_id):
+    sizes = [7] * len(features.CATEGORICAL_FEATURES)
+    embedding = model_lib.FieldEmbedding(sizes, len(features.NUMERIC_FEATURES), embedding_dim=2)
+    ids = np.zeros([4, len(sizes)], np.int64)
+    ids[2, field] = bad_id
+    message = rf"categorical id \[{bad_id}\] is outside \[0, \[7\]\), the ids of field C\[{field + 1}\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        embedding(tf.constant(ids), tf.zeros([4, len(features.NUMERIC_FEATURES)]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):   # the same inside a traced graph
+        tf.function(embedding)(tf.constant(ids), tf.zeros([4, len(features.NUMERIC_FEATURES)]))

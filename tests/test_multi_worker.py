@@ -51,8 +51,7 @@ def test_chief_and_worker_train_in_step_and_only_the_chief_exports(demo_run, tmp
     settings = configs.TrainerSettings(
         model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
         loss=configs.LossConfig(name="combined_pair", alpha=0.7, beta_pos=0.5),
-        train=configs.TrainConfig(batch_size=128, epochs=2, steps_per_epoch=4, eval_steps=2),
-        transform=configs.TransformConfig())
+        train=configs.TrainConfig(batch_size=128, epochs=2, steps_per_epoch=4, eval_steps=2))
     ports = portable_beam.free_ports(2)
     cluster = {"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"]}
     work = str(tmp_path / "trainer")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from settings import configs, flags
+from settings import configs, fields, flags
 
 ENUMERATED = [(section, field) for section in configs.SECTIONS
               for field in dataclasses.fields(getattr(configs.PipelineConfig(), section))
@@ -28,7 +28,7 @@ def test_every_enumerated_setting_is_refused_naming_the_valid_choices(section, f
     setattr(getattr(config, section), field.name, "no-such-choice")
     with pytest.raises(configs.SettingsError) as error:
         configs.validate(config)
-    assert f"{configs.flag_name(field)}: unknown" in str(error.value)
+    assert f"{fields.flag_name(field)}: unknown" in str(error.value)
     assert "valid choices: " + ", ".join(field.metadata["choices"]) in str(error.value)
 
 
@@ -70,7 +70,7 @@ def test_every_field_has_a_flag_that_sets_it(section):
     for field in dataclasses.fields(getattr(configs.PipelineConfig(), section)):
         value = _another_value(field, getattr(getattr(configs.PipelineConfig(), section), field.name))
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        config = flags.from_args(parser.parse_args([configs.flag_name(field), text]))
+        config = flags.from_args(parser.parse_args([fields.flag_name(field), text]))
         assert getattr(getattr(config, section), field.name) == value, field.name
 
 
@@ -99,3 +99,12 @@ def test_trainer_settings_survive_the_custom_config_json_round_trip():
     config.model.dnn_units, config.loss.name, config.loss.alpha = (64, 32), "combined_pair", 0.3
     settings = configs.TrainerSettings.from_pipeline_config(config)
     assert configs.TrainerSettings.from_custom_config(json.loads(json.dumps(settings.to_custom_config()))) == settings
+
+
+@pytest.mark.parametrize("section", configs.SECTIONS)
+def test_every_setting_a_runs_identity_reads_says_whether_it_changes_results(section):
+    """A new setting must be declared result-changing or not (`changes_results`): a run's identity, and so
+    whether a study reuses a finished run, depends on it."""
+    fields = dataclasses.fields(configs.PipelineConfig.__dataclass_fields__[section].type)
+    assert [f.name for f in fields if f.metadata.get("changes_results") not in (True, False)] == []
+    assert configs.TrainerSettings.__dataclass_fields__.keys() <= set(configs.SECTIONS)

@@ -1,12 +1,17 @@
 """Study configs and the report: every checked-in study loads; verdicts follow the paired intervals."""
+import dataclasses
 import glob
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 
 from experiments import report, run as runner, study as study_lib
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_env
 
 STUDIES = sorted(glob.glob(os.path.join(ROOT, "experiments", "studies", "*.json")))
 
@@ -16,7 +21,7 @@ def test_checked_in_studies_load_with_at_least_three_seeds(path):
     study = study_lib.load(path)
     assert len(study.seeds) >= 3
     runs = study.runs()
-    assert len({study_lib.run_id("data", r) for r in runs}) == len(runs)  # no two runs train the same thing
+    assert len({study_lib.run_id("data", r.settings, "memory") for r in runs}) == len(runs)  # no two train alike
 
 
 def _write_study(tmp_path, **overrides):
@@ -48,9 +53,9 @@ def _records(study, auc_of, grad_of):
     for run in study.runs():
         beta = dict(run.sweep)["--beta-pos"]
         value = auc_of(run.variant, float(beta), run.seed)
-        out.append({"run_id": study_lib.run_id("d", run), "study": study.name, "variant": run.variant,
+        out.append({"study": study.name, "variant": run.variant, "train_input": "memory",
                     "label": run.label, "sweep": dict(run.sweep), "seed": run.seed, "train_seconds": 10.0,
-                    "settings": run.settings.to_custom_config(), "data": {"source": "test"},
+                    "settings": run.settings.to_custom_config(), "data": {"key": "d", "source": "test"},
                     "test": {"auc": value, "weighted_bce": 1 - value, "logloss": 1 - value, "calibration": 1.0,
                              "calibration_buckets": [{"relative_bias": 0.1 * i} for i in range(3)]},
                     "validation": {"history": {"weighted_bce": [0.5, 0.4 + 0.01 * run.seed][:1 + run.seed % 2]}},
@@ -140,5 +145,43 @@ def test_runs_of_an_edited_config_are_left_out(tmp_path):
     study = study_lib.load(_write_study(tmp_path, report="loss_table", sweep={"--beta-pos": ["0.1"]}))
     records = _records(study, lambda v, b, s: 0.8 + 0.001 * s, lambda v, b, s: 1.0)
     stale = dict(records[0], settings=dict(records[0]["settings"], train={**records[0]["settings"]["train"],
-                                                                          "epochs": 7}), seed=9, run_id="stale")
+                                                                          "epochs": 7}), seed=9)
     assert "Runs**: 6 of 6" in _report(tmp_path, study, records + [stale])
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
+def test_each_committed_report_regenerates_from_the_committed_results_by_the_command_at_its_top(path, tmp_path):
+    name = os.path.splitext(os.path.basename(path))[0]
+    reports = os.path.join(ROOT, "experiments", "reports")
+    with open(os.path.join(reports, f"{name}.md")) as f:
+        committed = f.read()
+    command = shlex.split(re.search(r"then `python (-m experiments\.report [^`]+)`", committed).group(1))
+    proc = subprocess.run([sys.executable, *command, "--out-dir", str(tmp_path)], cwd=ROOT, env=project_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / f"{name}.md").read_text() == committed
+    figures = sorted(os.listdir(os.path.join(reports, name)))
+    assert figures and sorted(os.listdir(tmp_path / name)) == figures
+    for figure in figures:  # matplotlib is pinned: the same data draws the same bytes
+        with open(os.path.join(reports, name, figure), "rb") as f:
+            assert (tmp_path / name / figure).read_bytes() == f.read(), figure
+
+
+def test_a_runs_id_holds_what_can_change_its_results_and_nothing_else():
+    run = study_lib.load(STUDIES[0]).runs()[0]
+    same = study_lib.run_id("d", run.settings, "memory")
+    train = run.settings.train
+    speed_only = dataclasses.replace(run.settings, train=dataclasses.replace(
+        train, cache_dataset=not train.cache_dataset, cache_limit_mb=1, diagnostics_window=3))
+    assert study_lib.run_id("d", speed_only, "memory") == same
+    assert study_lib.run_id("d", run.settings, "stream") != same          # the streamed shuffle differs
+    assert study_lib.run_id("e", run.settings, "memory") != same          # other data
+    for section, field in (("train", "seed"), ("train", "batch_size"), ("model", "embedding_dim")):
+        changed = dataclasses.replace(run.settings, **{section: dataclasses.replace(
+            getattr(run.settings, section), **{field: getattr(getattr(run.settings, section), field) + 1})})
+        assert study_lib.run_id("d", changed, "memory") != same, field
+    # a record written before a setting existed (and with the Trainer's old copy of the Transform settings)
+    settings = run.settings.to_custom_config()
+    del settings["train"]["cache_limit_mb"]
+    settings["transform"] = {"min_category_count": 1, "num_oov_buckets": 1}
+    assert study_lib.record_id({"settings": settings, "data": {"key": "d"}, "train_input": "memory"}) == same

@@ -45,7 +45,8 @@ def test_runner_writes_resumes_and_reports(demo_run, tmp_path):
     assert "dropped an unfinished last line" in second
     assert second.count("test AUC") == 3  # three trained now; the finished run is not redone
     records = _table(table_path)
-    assert records[0] == finished and len({r["run_id"] for r in records}) == 4
+    assert records[0] == finished and len({study_lib.record_id(r) for r in records}) == 4
+    assert {r["train_input"] for r in records} == {"memory"}  # the demo's train split fits the default limit
     assert {(r["variant"], r["seed"]) for r in records} == {(v, s) for v in ("BCE", "Combined-Pair") for s in (1, 2)}
     assert {r["settings"]["loss"]["name"] for r in records} == {"bce", "combined_pair"}
     test_rows = int(next(line.split()[2] for line in demo_stdout.splitlines() if line.startswith("test ")))

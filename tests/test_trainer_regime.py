@@ -15,8 +15,7 @@ def _settings(seed=2024, epochs=2):
         model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
         loss=configs.LossConfig(name="combined_pair"),
         train=configs.TrainConfig(batch_size=256, epochs=epochs, steps_per_epoch=3, eval_steps=2, seed=seed,
-                                  early_stop_patience=5),
-        transform=configs.TransformConfig())
+                                  early_stop_patience=5))
 
 
 def _variables(export_dir):

@@ -9,16 +9,30 @@ input's reading and parsing compete with training for the same cores.
 import os
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from settings.configs import TrainerSettings
+from settings.configs import TrainConfig, TrainerSettings
 from transforms import features
 
 _LABEL = "__label__"
 _READ_BLOCK = 1024  # records read from one file at a time
 # key -> (dtype, first column in that dtype's table, columns, shape of one row's value)
 Layout = Dict[str, Tuple[tf.DType, int, int, tf.TensorShape]]
+
+
+def row_bytes(feature_spec: Dict[str, tf.io.FixedLenFeature]) -> int:
+    """Bytes a row takes in the in-memory tables: each feature at its dtype, the label as float32."""
+    return tf.float32.size + sum(int(np.prod(spec.shape)) * spec.dtype.size
+                                 for key, spec in feature_spec.items() if key != features.LABEL_KEY)
+
+
+def train_input_path(rows: int, feature_spec: Dict[str, tf.io.FixedLenFeature], train: TrainConfig) -> str:
+    """"memory" when `make_dataset` holds a split of `rows` rows in memory under `train`'s settings, else
+    "stream". The two shuffle alike within one streaming window of one file, and differently beyond it."""
+    fits = 0 < rows * row_bytes(feature_spec) <= train.cache_limit_mb << 20
+    return "memory" if train.cache_dataset or fits else "stream"
 
 
 def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,

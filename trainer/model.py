@@ -21,7 +21,6 @@ import tensorflow_recommenders as tfrs
 from settings.configs import EMBEDDING_REGULARIZATIONS, STRUCTURES, ModelConfig
 from trainer.calibration import PiecewiseLinearCalibration
 from transforms import features
-from transforms.preprocessing import vocabulary_name
 
 
 class FieldEmbedding(tf.keras.layers.Layer):
@@ -48,6 +47,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         for size in self.vocabulary_sizes[:-1]:
             offsets.append(offsets[-1] + size)
         self._offsets = tf.constant(offsets, dtype=tf.int64)
+        self._sizes = tf.constant(self.vocabulary_sizes, dtype=tf.int64)
         regularizer = tf.keras.regularizers.l2(embedding_l2) if embedding_l2 else None
         self.categorical_table = self.add_weight(
             name="categorical_table", shape=(sum(self.vocabulary_sizes), embedding_dim),
@@ -58,13 +58,22 @@ class FieldEmbedding(tf.keras.layers.Layer):
             initializer=tf.keras.initializers.RandomNormal(stddev=1e-4), regularizer=regularizer)
 
     def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]."""
+        """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]. An id outside its
+        field's range [0, size) is refused (it would read another field's rows of the shared table)."""
+        self._check_ids(categorical_ids)
         rows = tf.gather(self.categorical_table, categorical_ids + self._offsets)       # [B, C, d]
         if training and self.regularization == "batch" and self.embedding_l2:
             self.add_loss(self.embedding_l2 * tf.reduce_sum(tf.square(rows)))
         numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
         fields = tf.concat([tf.cast(numeric, rows.dtype), rows], axis=1)               # [B, F, d]
         return tf.reshape(fields, [-1, (self.num_numeric + len(self.vocabulary_sizes)) * self.embedding_dim])
+
+    def _check_ids(self, categorical_ids: tf.Tensor) -> None:
+        outside = (categorical_ids < 0) | (categorical_ids >= self._sizes)                  # [B, C]
+        first = tf.where(outside)[:1]                                                      # [row, field]
+        message = tf.strings.format("categorical id {} is outside [0, {}), the ids of field C{}", (
+            tf.gather_nd(categorical_ids, first), tf.gather(self._sizes, first[:, 1]), first[:, 1] + 1))
+        tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message])
 
     def get_config(self) -> Dict:
         return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
@@ -157,10 +166,18 @@ class DCNV2(tf.keras.Model):
         return cls(config["vocabulary_sizes"], ModelConfig(**model_config))
 
 
-def vocabulary_sizes_from_transform(tf_transform_output, num_oov_buckets: int) -> Dict[str, int]:
-    """Rows each categorical field needs: its vocabulary plus the OOV buckets."""
-    return {k: tf_transform_output.vocabulary_size_by_name(vocabulary_name(k)) + num_oov_buckets
-            for k in features.CATEGORICAL_FEATURES}
+def vocabulary_sizes_from_transform(tf_transform_output) -> Dict[str, int]:
+    """Rows each categorical field needs: the size of its id range, [0, max], as the Transform output's own
+    schema records it (its vocabulary plus the out-of-vocabulary buckets Transform was run with)."""
+    domains = {f.name: f for f in tf_transform_output.transformed_metadata.schema.feature}
+    sizes = {}
+    for key in features.CATEGORICAL_FEATURES:
+        feature = domains.get(features.transformed_name(key))
+        if feature is None or not feature.HasField("int_domain") or feature.int_domain.min != 0:
+            raise ValueError(f"the Transform output's schema gives no id range [0, max] for "
+                             f"{features.transformed_name(key)}: it was not made by transforms.preprocessing")
+        sizes[key] = int(feature.int_domain.max) + 1
+    return sizes
 
 
 def count_parameters(model: tf.keras.Model) -> int:

@@ -50,8 +50,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
-    vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(
-        tf_transform_output, settings.transform.num_oov_buckets)
+    vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(tf_transform_output)
     with model_lib.precision_policy(train_config.precision), strategy.scope():
         ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
         model_class = diagnostics.DiagnosedTrainingModel if train_config.gradient_diagnostics else TrainingModel
