@@ -35,6 +35,30 @@ def test_a_cluster_of_one_is_not_multi_worker(monkeypatch):
     assert not distribution.is_multi_worker() and distribution.is_chief()
 
 
+def test_the_chief_waits_for_every_other_task_but_the_evaluator_and_gives_up_after_its_timeout(monkeypatch):
+    import socket  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    with socket.socket() as still_running, socket.socket() as gone:
+        still_running.bind(("127.0.0.1", 0))
+        still_running.listen()
+        gone.bind(("127.0.0.1", 0))  # bound, not listening: a task whose process has ended
+        cluster = {"chief": ["127.0.0.1:1"], "worker": [f"127.0.0.1:{still_running.getsockname()[1]}",
+                                                       f"127.0.0.1:{gone.getsockname()[1]}"], "evaluator": ["e:9"]}
+        _tf_config(monkeypatch, cluster, "chief")
+        assert sorted(distribution._other_tasks()) == sorted(  # pylint: disable=protected-access
+            ("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in cluster["worker"])
+        started = time.time()
+        distribution.finish(tf.distribute.get_strategy(), "unused", timeout=1.0)
+        assert 1.0 <= time.time() - started < 5.0     # the listening worker kept it waiting until the timeout
+        still_running.close()
+        started = time.time()
+        distribution.finish(tf.distribute.get_strategy(), "unused", timeout=10.0)
+        assert time.time() - started < 5.0            # both ended: it returns at once
+
+
 # Two replicas on two logical CPUs: one compiled train step of Combined-Pair on a global batch whose
 # halves go to different replicas, against the same step computed by hand.
 REPLICA_SCRIPT = """

@@ -18,18 +18,28 @@ gradients all-reduced every step. Otherwise the default strategy (one process) a
 - Files: only the chief writes the run's files and exports; another worker writes its copies into a
   temporary folder of its own (removed at the end), then waits for the chief's export, so TFX's
   check that `run_fn` produced a model holds on every worker.
+- Shutdown (`finish`): the chief leads TensorFlow's coordination service, which every other task
+  heartbeats until its process ends. A task that outlives the chief logs its heartbeat failing
+  (`Coordination agent is set to ERROR: UNAVAILABLE`), which can fail a Vertex AI job; the chief in turn
+  flags a task silent for the heartbeat timeout (10 s). So every task meets the others once the export is
+  there, and the chief ends last: it waits until every other task's server has closed, for at most
+  `SHUTDOWN_WAIT_SECONDS`, under that timeout.
 """
 import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
+
+from absl import logging
 
 import tensorflow as tf
 
 EXPORT_WAIT_SECONDS = 1800
+SHUTDOWN_WAIT_SECONDS = 8.0  # under the coordination service's heartbeat timeout (10 s)
 
 
 def _tf_config() -> dict:
@@ -95,3 +105,38 @@ def wait_for_export(serving_model_dir: str, timeout: Optional[float] = None) -> 
         if time.time() > deadline:
             raise TimeoutError(f"the chief exported nothing to {serving_model_dir} within the wait; see its log")
         time.sleep(2)
+
+
+def _other_tasks() -> List[Tuple[str, int]]:
+    """(host, port) of every task of the cluster but this one (the evaluator takes no part)."""
+    config = _tf_config()
+    me = (config.get("task", {}).get("type"), int(config.get("task", {}).get("index", 0)))
+    return [(address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1]))
+            for name, addresses in config.get("cluster", {}).items() if name != "evaluator"
+            for index, address in enumerate(addresses) if (name, index) != me]
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
+def finish(strategy: tf.distribute.Strategy, serving_model_dir: str, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
+    """Ends a cluster's `run_fn` in the order TensorFlow's coordination service expects (module docstring):
+    another worker waits for the chief's export, every task meets the others, and the chief returns once
+    the other tasks' processes have ended (or `timeout` passed, which it logs). Alone, returns at once."""
+    if not is_multi_worker():
+        return
+    if not is_chief():
+        wait_for_export(serving_model_dir)
+    barrier(strategy)
+    if not is_chief():
+        return
+    deadline, waiting = time.time() + timeout, _other_tasks()
+    while waiting and time.time() < deadline:
+        waiting = [task for task in waiting if _listening(*task)]
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        logging.warning("[trainer] the chief ends while %s still run (%.0f s after the last barrier)", waiting, timeout)

@@ -102,5 +102,4 @@ def run_fn(fn_args: FnArgs) -> None:
                         model_run_dir, schedule.resume_dir(fn_args), strategy)
     with distribution.writable_dir(fn_args.serving_model_dir) as serving_model_dir:
         signatures.export(trained.ctr_model, tf_transform_output, serving_model_dir)
-    if not distribution.is_chief():
-        distribution.wait_for_export(fn_args.serving_model_dir)
+    distribution.finish(strategy, fn_args.serving_model_dir)
