@@ -185,3 +185,12 @@ def test_a_runs_id_holds_what_can_change_its_results_and_nothing_else():
     del settings["train"]["cache_limit_mb"]
     settings["transform"] = {"min_category_count": 1, "num_oov_buckets": 1}
     assert study_lib.record_id({"settings": settings, "data": {"key": "d"}, "train_input": "memory"}) == same
+
+
+def test_a_study_whose_data_flags_cannot_apply_to_an_existing_pipeline_is_refused(tmp_path, capsys):
+    path = _write_study(tmp_path, data=["--num-oov-buckets", "5"])
+    with pytest.raises(SystemExit) as stop:
+        runner.main([path, "--from-pipeline", str(tmp_path / "demo"), "--output-root", str(tmp_path / "work")])
+    assert stop.value.code == 2
+    assert "['--num-oov-buckets', '5'] cannot apply" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
