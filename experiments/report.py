@@ -28,6 +28,8 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
     "logloss": ("test logloss", lambda r: r["test"]["logloss"], False),
     "train_bce_epoch1": ("training weighted BCE, epoch 1", lambda r: r["validation"]["history"]["weighted_bce"][0],
                          False),
+    "val_bce_epoch1": ("validation weighted BCE, epoch 1",
+                       lambda r: r["validation"]["history"]["val_weighted_bce"][0], False),
     "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], None),
     "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
                        lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), None),
@@ -151,7 +153,7 @@ def write_report(study: study_lib.Study, results_path: str, out_dir: str = REPOR
     if not table.records:
         raise ValueError(f"no finished runs of study {study.name!r} in {results_path}: run experiments.run first")
     figure_dir = os.path.join(out_dir, study.name)
-    body = findings.SECTIONS[study.report](table, figure_dir)
+    body = findings.render(findings.SECTIONS[study.report](table, figure_dir))
     path = os.path.join(out_dir, f"{study.name}.md")
     with open(path, "w") as f:
         f.write("\n".join(header(table, results_path) + body) + "\n")

@@ -58,5 +58,5 @@ def test_runner_writes_resumes_and_reports(demo_run, tmp_path):
 
     path = report.write_report(study_lib.load(str(study)), str(table_path), str(tmp_path / "r"))
     text = open(path).read()
-    assert "| 0.5 | Combined-Pair |" in text and "- Combined-Pair: AUC" in text and "Runs**: 4 of 4" in text
+    assert "| 0.5 | Combined-Pair |" in text and "- **Combined-Pair**, AUC up" in text and "Runs**: 4 of 4" in text
     assert (tmp_path / "r" / "tiny" / "fig8_calibration_buckets.png").read_bytes()[:4] == b"\x89PNG"

@@ -66,3 +66,24 @@ def test_test_metrics_by_hand():
     assert math.isnan(buckets[0]["relative_bias"])                             # no click: bias undefined
     with pytest.raises(ValueError, match="one class"):
         metrics.test_metrics(np.zeros(3), np.full(3, 0.2), 1.0)
+
+
+def test_paired_p_value_by_hand():
+    # d = [0.010, 0.011, 0.012]: t = 0.011 / (0.001 / √3) = 19.0526, two-sided p with 2 df
+    difference = stats.paired_difference({1: 0.510, 2: 0.511, 3: 0.512}, {1: 0.5, 2: 0.5, 3: 0.5})
+    t = 0.011 / (0.001 / math.sqrt(3))
+    assert difference.p == pytest.approx(2 * (1 - 0.5 * (1 + t / math.sqrt(t * t + 2))), rel=1e-6)  # t(2) cdf
+    assert stats.paired_difference({1: 0.5, 2: 0.6}, {1: 0.5, 2: 0.6}).p == 1.0      # no difference at all
+    assert stats.paired_difference({1: 0.6, 2: 0.7}, {1: 0.5, 2: 0.6}).p == 0.0      # the same gain every seed
+    alone = stats.one_sample({1: 0.010, 2: 0.011, 3: 0.012})
+    assert (alone.mean, alone.low, alone.high, alone.p) == pytest.approx(
+        (difference.mean, difference.low, difference.high, difference.p))
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    # sorted p: 0.01 (x4), 0.02 (x3), 0.03 (x2), 0.04 (x1) -> 0.04, 0.06, 0.06 (monotone), 0.06
+    assert stats.holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])                     # capped at 1
+    adjusted = stats.holm([0.01, math.nan, 0.04])                                   # NaN: untested, not counted
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
+    assert stats.holm([]) == []
