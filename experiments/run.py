@@ -70,10 +70,10 @@ def from_pipeline(output_root: str) -> SharedData:
     return SharedData(config, hashlib.sha256(transform_graph_dir.encode()).hexdigest()[:12], description)
 
 
-def prepare(study: study_lib.Study, output_root: str, source: Optional[str], file_format: str,
+def prepare(config: configs.PipelineConfig, output_root: str, source: Optional[str], file_format: str,
             beam_args: List[str]) -> SharedData:
-    """Generates or takes the logs, ingests them and runs the pipeline up to Transform (each step cached)."""
-    config = study_lib.data_config(study)
+    """Generates (with `config.data`) or takes the logs, ingests them and runs the pipeline up to Transform
+    (with `config.transform`), each step cached under `output_root`."""
     key = data_key(config, source)
     config.output_root = os.path.join(os.path.abspath(output_root), f"data-{key}")
     config.pipeline_name = STUDY_PIPELINE
@@ -90,16 +90,17 @@ def prepare(study: study_lib.Study, output_root: str, source: Optional[str], fil
     return SharedData(config, key, {**description, "transform": vars(config.transform)})
 
 
-def _first_epoch_gradients(run_dir: str, batches: int) -> Dict[str, List[float]]:
+def first_epoch_gradients(run_dir: str, batches: int) -> Dict[str, List[float]]:
+    """The gradient norms of a run's first `batches` batches (`trainer.diagnostics`), by name."""
     with open(os.path.join(run_dir, diagnostics.BATCH_CSV)) as f:
         rows = list(csv.DictReader(f))[:batches]
     return {key: [float(row[key]) for row in rows] for key in diagnostics.GRADIENT_NORMS}
 
 
-def test_predictions(trained: task.TrainedModel, shared: SharedData, batch_size: int):
-    """(labels, served probabilities) on the test split: σ(logit) through the model's calibration."""
+def predictions(trained: task.TrainedModel, files: List[str], feature_spec: Dict, batch_size: int):
+    """(labels, served probabilities) of the examples in `files`: σ(logit) through the model's calibration."""
     labels, probabilities = [], []
-    dataset = data.make_dataset(shared.files("test"), shared.transform_output.transformed_feature_spec(), batch_size)
+    dataset = data.make_dataset(files, feature_spec, batch_size)
     for batch_features, batch_labels in dataset:
         logit = tf.reshape(trained.ctr_model(batch_features, training=False), [-1])
         probabilities.append(trained.ctr_model.calibration(tf.sigmoid(logit)).numpy())
@@ -117,7 +118,8 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
     trained = task.train(settings, shared.files("train"), shared.files("eval"), shared.transform_output,
                          run_dir, os.path.join(work_dir, "resume"))
     train_seconds = time.time() - start
-    labels, probabilities = test_predictions(trained, shared, settings.train.batch_size)
+    feature_spec = shared.transform_output.transformed_feature_spec()
+    labels, probabilities = predictions(trained, shared.files("test"), feature_spec, settings.train.batch_size)
     record = {
         "test": metrics.test_metrics(labels, probabilities, settings.loss.beta_pos),
         "validation": {"history": {k: [float(v) for v in values] for k, values in trained.history.items()},
@@ -126,7 +128,7 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
     }
     if settings.train.gradient_diagnostics:
         batches = settings.train.steps_per_epoch or -(-shared.train_rows // settings.train.batch_size)
-        record["gradients_first_epoch"] = _first_epoch_gradients(run_dir, batches)
+        record["gradients_first_epoch"] = first_epoch_gradients(run_dir, batches)
     tf.keras.backend.clear_session()
     tf.io.gfile.rmtree(work_dir)
     return record
@@ -195,7 +197,7 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
     if pipeline_output_root:
         shared = from_pipeline(pipeline_output_root)
     else:
-        shared = prepare(study, output_root, source, file_format, beam_args or [])
+        shared = prepare(study_lib.data_config(study), output_root, source, file_format, beam_args or [])
     elsewhere = _other_results(results_dir, path)
     trained_now, seconds = 0, []
     feature_spec = shared.transform_output.transformed_feature_spec()
