@@ -17,6 +17,10 @@ import numpy as np
 from experiments import figures, stats
 
 SURVIVES = 0.05  # Holm-adjusted p below which a claim holds
+PER_WEIGHT_NOTE = ("Weighted BCE in two normalisations, labelled: per unit weight (Σ w·ℓ / Σ w, as "
+                   "`log_loss(sample_weight=w)`; the paper's figures, which stand beside it) and per row (Σ w·ℓ / N, "
+                   "Eq. 15). Both models are scored on the same rows, so their paired differences differ only by "
+                   "the factor N / Σ w, and the verdicts do not depend on the choice.")
 
 
 def _describe(difference: Optional[stats.PairedDifference], digits: int = 4) -> str:
@@ -120,12 +124,12 @@ def beta_sweep(table, figure_dir: str) -> Lines:
     study, variants = table.study, list(table.study.variants)
     other = next(v for v in variants if v != study.baseline)
     beta = float
-    lines: Lines = ["## RQ1: AUC and weighted BCE by β_pos (Fig. 4)", ""]
-    for metric in ("auc", "weighted_bce"):
+    lines: Lines = ["## RQ1: AUC and weighted BCE by β_pos (Fig. 4)", "", PER_WEIGHT_NOTE, ""]
+    for metric in ("auc", "weighted_bce_per_weight", "weighted_bce"):
         lines += table.metric_table_lines(metric, variants) + [""]
     _figure(lines, figures.error_bar_panels(os.path.join(figure_dir, "fig4_auc_bce.png"), [
         ("test AUC", "AUC", {v: table.series(v, "auc", beta) for v in variants}),
-        ("test weighted BCE (Eq. 15)", "BCE", {v: table.series(v, "weighted_bce", beta) for v in variants})],
+        ("test weighted BCE ÷ Σw", "BCE", {v: table.series(v, "weighted_bce_per_weight", beta) for v in variants})],
         "β_pos", invert_x=True), "Fig. 4 on this data: mean ± std over seeds; sparser positives to the right.")
     sparse, dense = min(table.points, key=beta), max(table.points, key=beta)
     lifts = {point: _lift_by_seed(table, other, point, "auc") for point in (sparse, dense)}
@@ -199,11 +203,11 @@ def alpha_sweep(table, figure_dir: str) -> Lines:
     alphas = [v for v in study.variants if v != study.baseline]
     alpha_of = {v: float(v.split("=")[1]) for v in alphas}
     lines: Lines = ["## RQ2: the BCE weight α inside Combined-Pair (Fig. 5)", "",
-                    "α = 1 is BCE (the baseline rows).", ""]
-    for metric in ("auc", "weighted_bce"):
+                    "α = 1 is BCE (the baseline rows).", "", PER_WEIGHT_NOTE, ""]
+    for metric in ("auc", "weighted_bce_per_weight", "weighted_bce"):
         lines += table.metric_table_lines(metric, list(study.variants)) + [""]
     panels = []
-    for metric, name in (("auc", "test AUC"), ("weighted_bce", "test weighted BCE")):
+    for metric, name in (("auc", "test AUC"), ("weighted_bce_per_weight", "test weighted BCE ÷ Σw")):
         series = {}
         for point in table.points:
             xs, means, stds = [], [], []
@@ -244,7 +248,8 @@ def loss_table(table, figure_dir: str) -> Lines:
     """RQ3/RQ4 (Table 1, Table 2, Fig. 7-8): every loss against BCE at one β_pos."""
     study, variants = table.study, list(table.study.variants)
     lines: Lines = [f"## RQ3/RQ4: losses against {study.baseline} (Table 1, Table 2)", ""]
-    for metric in ("auc", "weighted_bce", "logloss", "calibration", "grad_negatives"):
+    lines += [PER_WEIGHT_NOTE, ""]
+    for metric in ("auc", "weighted_bce_per_weight", "weighted_bce", "logloss", "calibration", "grad_negatives"):
         lines += table.metric_table_lines(metric, variants, digits=6 if metric == "grad_negatives" else 4) + [""]
     point = table.points[0]
     summaries = [table.summary(v, point, "grad_negatives") for v in variants]

@@ -14,11 +14,16 @@ from sklearn import metrics as sk_metrics
 EPSILON = 1e-7  # probabilities are clipped to [ε, 1 - ε], as Keras' BCE does
 
 
-def weighted_bce(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> float:
-    """Eq. 15 on probabilities."""
+def weighted_bce(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float, per: str = "row") -> float:
+    """Eq. 15 on probabilities: Σ w·ℓ (w = β_pos on a positive, 1 on a negative) divided by the rows (`row`,
+    Eq. 15's 1/N) or by Σ w (`weight`: the paper's reported figures, as `log_loss(sample_weight=w)`)."""
+    if per not in ("row", "weight"):
+        raise ValueError(f"per must be 'row' or 'weight', got {per!r}")
     p = np.clip(np.asarray(probabilities, np.float64), EPSILON, 1.0 - EPSILON)
     y = np.asarray(labels, np.float64)
-    return float(-np.mean(beta_pos * y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+    weights = np.where(y > 0.5, beta_pos, 1.0)
+    total = -np.sum(weights * (y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+    return float(total / (y.size if per == "row" else weights.sum()))
 
 
 def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, buckets: int = 10) -> List[Dict[str, float]]:
@@ -47,6 +52,7 @@ def test_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float)
         "auc": float(sk_metrics.roc_auc_score(labels, probabilities)),
         "logloss": float(sk_metrics.log_loss(labels, p, labels=[0, 1])),
         "weighted_bce": weighted_bce(labels, probabilities, beta_pos),
+        "weighted_bce_per_weight": weighted_bce(labels, probabilities, beta_pos, per="weight"),
         "calibration": float(probabilities.mean() / labels.mean()),
         "calibration_buckets": calibration_buckets(labels, probabilities),
     }

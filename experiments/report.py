@@ -24,7 +24,9 @@ REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports"
 METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
     # name: (heading, value of a record, higher is better; None where neither direction is "better")
     "auc": ("test AUC", lambda r: r["test"]["auc"], True),
-    "weighted_bce": ("test weighted BCE (Eq. 15)", lambda r: r["test"]["weighted_bce"], False),
+    "weighted_bce": ("test weighted BCE (Eq. 15, per row)", lambda r: r["test"]["weighted_bce"], False),
+    "weighted_bce_per_weight": ("test weighted BCE per unit weight (÷ Σw, the paper's figures)",
+                                lambda r: r["test"]["weighted_bce_per_weight"], False),
     "logloss": ("test logloss", lambda r: r["test"]["logloss"], False),
     "train_bce_epoch1": ("training weighted BCE, epoch 1", lambda r: r["validation"]["history"]["weighted_bce"][0],
                          False),

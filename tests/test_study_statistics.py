@@ -87,3 +87,17 @@ def test_holm_adjusts_step_down_and_keeps_the_order():
     adjusted = stats.holm([0.01, math.nan, 0.04])                                   # NaN: untested, not counted
     assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
     assert stats.holm([]) == []
+
+
+def test_weighted_bce_per_weight_is_sklearns_log_loss_with_the_beta_weights():
+    from sklearn.metrics import log_loss  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(3)
+    labels, p = (rng.random(500) < 0.2).astype(float), rng.uniform(0.01, 0.99, 500)
+    weights = np.where(labels > 0, 0.1, 1.0)
+    assert metrics.weighted_bce(labels, p, 0.1, per="weight") == pytest.approx(log_loss(labels, p, sample_weight=weights))
+    per_row = metrics.weighted_bce(labels, p, 0.1)
+    assert per_row == pytest.approx(metrics.weighted_bce(labels, p, 0.1, per="weight") * weights.sum() / labels.size)
+    assert metrics.weighted_bce(labels, p, 1.0, per="weight") == pytest.approx(metrics.weighted_bce(labels, p, 1.0))
+    with pytest.raises(ValueError, match="per must be"):
+        metrics.weighted_bce(labels, p, 0.1, per="batch")
