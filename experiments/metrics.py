@@ -1,10 +1,12 @@
 """Test-split metrics of one run, from labels and served click probabilities (numpy, no TensorFlow).
 
 - AUC (scikit-learn), plain logloss, and the paper's β_pos-weighted BCE (Eq. 15):
-      L = -1/N Σ_i [β_pos · y_i · log p_i + (1 - y_i) · log(1 - p_i)];
-- calibration: mean predicted CTR / observed CTR (1 is calibrated);
+      L = -1/N Σ_i [β_pos · y_i · log p_i + (1 - y_i) · log(1 - p_i)],
+  and the same sum per unit weight (÷ Σ_i w_i, w = β_pos on a positive), the paper's reported figures;
+- calibration: mean predicted CTR / the β-weighted click rate Σ w·y / Σ w, the rate a model trained
+  with positives weighing β_pos estimates (1 is calibrated; the plain CTR when β_pos = 1);
 - calibration per predicted-CTR bucket (Fig. 8): equal-count buckets of the predictions, each with
-  its mean prediction, observed CTR and relative bias (mean prediction / observed CTR - 1).
+  its mean prediction, observed CTR, β-weighted rate and relative bias (mean prediction / that rate - 1).
 """
 from typing import Dict, List
 
@@ -26,16 +28,25 @@ def weighted_bce(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float,
     return float(total / (y.size if per == "row" else weights.sum()))
 
 
-def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, buckets: int = 10) -> List[Dict[str, float]]:
-    """Equal-count buckets of the predictions (sorted ascending)."""
+def weighted_rate(labels: np.ndarray, beta_pos: float) -> float:
+    """The β-weighted click rate Σ w·y / Σ w: what a model trained with positives weighing β_pos estimates."""
+    clicks = float(np.sum(labels))
+    return beta_pos * clicks / (beta_pos * clicks + (np.size(labels) - clicks))
+
+
+def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float = 1.0,
+                        buckets: int = 10) -> List[Dict[str, float]]:
+    """Equal-count buckets of the predictions (sorted ascending), each against its β-weighted click rate."""
     order = np.argsort(probabilities, kind="stable")
     out = []
     for part in np.array_split(order, buckets):
         if part.size == 0:
             continue
         observed, predicted = float(np.mean(labels[part])), float(np.mean(probabilities[part]))
+        reference = weighted_rate(labels[part], beta_pos)
         out.append({"count": int(part.size), "mean_prediction": predicted, "observed_ctr": observed,
-                    "relative_bias": predicted / observed - 1.0 if observed > 0 else float("nan")})
+                    "weighted_rate": reference,
+                    "relative_bias": predicted / reference - 1.0 if reference > 0 else float("nan")})
     return out
 
 
@@ -53,6 +64,6 @@ def test_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float)
         "logloss": float(sk_metrics.log_loss(labels, p, labels=[0, 1])),
         "weighted_bce": weighted_bce(labels, probabilities, beta_pos),
         "weighted_bce_per_weight": weighted_bce(labels, probabilities, beta_pos, per="weight"),
-        "calibration": float(probabilities.mean() / labels.mean()),
-        "calibration_buckets": calibration_buckets(labels, probabilities),
+        "calibration": float(probabilities.mean() / weighted_rate(labels, beta_pos)),
+        "calibration_buckets": calibration_buckets(labels, probabilities, beta_pos),
     }

@@ -32,7 +32,7 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
                          False),
     "val_bce_epoch1": ("validation weighted BCE, epoch 1",
                        lambda r: r["validation"]["history"]["val_weighted_bce"][0], False),
-    "calibration": ("calibration (mean p / CTR)", lambda r: r["test"]["calibration"], None),
+    "calibration": ("calibration (mean p / β-weighted CTR)", lambda r: r["test"]["calibration"], None),
     "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
                        lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), None),
     "grad_dnn": ("DNN gradient norm, first-epoch mean",

@@ -30,3 +30,11 @@ def test_a_large_eval_split_gives_a_monotone_map_near_the_truth():
     x, y = calibration.fit_isotonic(predictions, labels)
     assert np.all(np.diff(y) >= 0) and np.all(np.diff(x) >= 0)
     assert np.interp(0.5, x, y) == pytest.approx(0.5, abs=0.02)  # labels drawn at the predicted rate
+
+
+def test_with_beta_pos_the_map_targets_the_beta_weighted_click_rate():
+    predictions = np.full(4, 0.3)
+    labels = np.array([1.0, 1.0, 0.0, 0.0])
+    # one pooled block: Σ w·y / Σ w = 2β / (2β + 2) = 1/3 at β = 0.5
+    _, y = calibration.fit_isotonic(predictions, labels, beta_pos=0.5, num_knots=3)
+    np.testing.assert_allclose(y, [1 / 3] * 3, rtol=1e-5)

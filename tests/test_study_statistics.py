@@ -101,3 +101,15 @@ def test_weighted_bce_per_weight_is_sklearns_log_loss_with_the_beta_weights():
     assert metrics.weighted_bce(labels, p, 1.0, per="weight") == pytest.approx(metrics.weighted_bce(labels, p, 1.0))
     with pytest.raises(ValueError, match="per must be"):
         metrics.weighted_bce(labels, p, 0.1, per="batch")
+
+
+def test_calibration_under_beta_pos_is_against_the_beta_weighted_click_rate():
+    labels = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    p = np.array([0.2, 0.1, 0.1, 0.1, 0.2, 0.1])
+    reference = 0.5 * 2 / (0.5 * 2 + 4)                             # Σ w·y / Σ w with β_pos = 0.5: 0.2
+    assert metrics.weighted_rate(labels, 0.5) == pytest.approx(reference)
+    result = metrics.test_metrics(labels, p, beta_pos=0.5)
+    assert result["calibration"] == pytest.approx(p.mean() / reference)
+    (bucket,) = metrics.calibration_buckets(labels, p, beta_pos=0.5, buckets=1)
+    assert bucket["observed_ctr"] == pytest.approx(2 / 6) and bucket["weighted_rate"] == pytest.approx(reference)
+    assert bucket["relative_bias"] == pytest.approx(p.mean() / reference - 1)

@@ -14,23 +14,26 @@ import tensorflow as tf
 NUM_KNOTS = 256
 
 
-def fit_isotonic(predictions: np.ndarray, labels: np.ndarray,
+def fit_isotonic(predictions: np.ndarray, labels: np.ndarray, beta_pos: float = 1.0,
                  num_knots: int = NUM_KNOTS) -> Tuple[np.ndarray, np.ndarray]:
-    """Knots (x, y) of the isotonic map from predicted to observed click rate, at prediction quantiles."""
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(predictions, labels)
+    """Knots (x, y) of the isotonic map from predicted to observed click rate, at prediction quantiles. Each
+    positive weighs `beta_pos` (Eq. 15), so the map targets the β-weighted click rate the model estimates."""
+    weights = np.where(np.asarray(labels) > 0.5, beta_pos, 1.0)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(predictions, labels, weights)
     x_knots = np.quantile(predictions, np.linspace(0.0, 1.0, num_knots), method="nearest").astype(np.float32)
     y_knots = np.maximum.accumulate(fitted.predict(x_knots)).astype(np.float32)
     x_knots[0], x_knots[-1] = 0.0, 1.0          # cover the whole probability range
     return x_knots, np.clip(y_knots, 1e-6, 1.0 - 1e-6)
 
 
-def fit_calibration(ctr_model: tf.keras.Model, eval_ds: tf.data.Dataset) -> None:
-    """Fits the isotonic map of σ(logit) on `eval_ds` into `ctr_model`'s calibration layer."""
+def fit_calibration(ctr_model: tf.keras.Model, eval_ds: tf.data.Dataset, beta_pos: float = 1.0) -> None:
+    """Fits the isotonic map of σ(logit) on `eval_ds` (positives weighing `beta_pos`) into `ctr_model`'s
+    calibration layer."""
     predictions, labels = [], []
     for batch_features, batch_labels in eval_ds:
         predictions.append(tf.sigmoid(ctr_model(batch_features)).numpy().ravel())
         labels.append(batch_labels.numpy().ravel())
-    ctr_model.calibration.set_knots(*fit_isotonic(np.concatenate(predictions), np.concatenate(labels)))
+    ctr_model.calibration.set_knots(*fit_isotonic(np.concatenate(predictions), np.concatenate(labels), beta_pos))
 
 
 class PiecewiseLinearCalibration(tf.keras.layers.Layer):

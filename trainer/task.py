@@ -85,7 +85,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     if distribution.is_chief() and tf.io.gfile.exists(backup_dir):
         tf.io.gfile.rmtree(backup_dir)
     if settings.loss.negative_sampling_rate < 1.0:  # §4.5.2: map the sampled-data scores back to CTRs
-        calibration.fit_calibration(ctr_model, eval_ds)
+        calibration.fit_calibration(ctr_model, eval_ds, settings.loss.beta_pos)
         logging.info("[trainer] isotonic calibration fitted on the eval split (negative sampling r=%.3g)",
                      settings.loss.negative_sampling_rate)
     return TrainedModel(ctr_model, validation, history.history)
