@@ -90,8 +90,8 @@ def prepare(config: configs.PipelineConfig, output_root: str, source: Optional[s
     return SharedData(config, key, {**description, "transform": vars(config.transform)})
 
 
-def first_epoch_gradients(run_dir: str, batches: int) -> Dict[str, List[float]]:
-    """The gradient norms of a run's first `batches` batches (`trainer.diagnostics`), by name."""
+def batch_gradients(run_dir: str, batches: Optional[int] = None) -> Dict[str, List[float]]:
+    """The gradient diagnostics of a run's every batch, or of its first `batches` (`trainer.diagnostics`), by name."""
     with open(os.path.join(run_dir, diagnostics.BATCH_CSV)) as f:
         rows = list(csv.DictReader(f))[:batches]
     return {key: [float(row[key]) for row in rows] for key in diagnostics.GRADIENT_NORMS}
@@ -128,7 +128,9 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
     }
     if settings.train.gradient_diagnostics:
         batches = settings.train.steps_per_epoch or -(-shared.train_rows // settings.train.batch_size)
-        record["gradients_first_epoch"] = first_epoch_gradients(run_dir, batches)
+        record["gradients_first_epoch"] = batch_gradients(run_dir, batches)
+        record["gradients_per_batch"] = batch_gradients(run_dir)  # the whole training, batch by batch
+        record["batches_per_epoch"] = batches
     tf.keras.backend.clear_session()
     tf.io.gfile.rmtree(work_dir)
     return record

@@ -115,7 +115,7 @@ def cross_fit(records: List[bytes], transform_output, base: configs.TrainerSetti
                 labels[rows_of_fold], scores[variant][seed][rows_of_fold] = fold_labels, probabilities
                 if k == 0:
                     batches = settings.train.steps_per_epoch or -(-train_rows // settings.train.batch_size)
-                    norms = runner.first_epoch_gradients(os.path.join(run_dir, "model_run"), batches)
+                    norms = runner.batch_gradients(os.path.join(run_dir, "model_run"), batches)
                     gradients[variant][seed] = float(np.mean(norms["grad_norm_negative_logits"]))
                 tf.keras.backend.clear_session()
                 print(f"[verdict] fold {k + 1}/{folds}, seed {seed}, {variant}: trained on {train_rows} rows, "

@@ -91,3 +91,32 @@ def test_logger_writes_every_batch_and_window_summaries(tmp_path):
 def test_window_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="window"):
         diagnostics.GradientDiagnosticsLogger(str(tmp_path), 0)
+
+
+def test_the_bottom_layers_elementwise_gradient_summaries_are_figure_3s():
+    """Mean and nearest-rank p90 of |∂L/∂W| over the bottom DNN kernel and the first cross kernel, as the
+    paper's Fig. 3 plots them, against the gradients computed apart."""
+    x, y = _sparse_batch(seed=4)
+    loss = losses.get_loss("combined_pair", alpha=0.5)
+    model = _compiled(diagnostics.DiagnosedTrainingModel, loss)
+    model(x)
+    dnn_kernel = model.ctr_model.dnn_layers[0].kernel
+    cross_kernel = next(v for v in model.ctr_model.cross_layers[0].trainable_variables if "kernel" in v.name)
+    with tf.GradientTape() as tape:
+        representation = model.ctr_model.representation(x, training=True)
+        value = model.compute_loss(x, y, model.loss_output(representation, model.ctr_model.logit_layer(representation)))
+    expected = {}
+    for tower, gradient in zip(("dnn", "cross"), tape.gradient(value, [dnn_kernel, cross_kernel])):
+        magnitude = np.abs(gradient.numpy()).ravel()
+        expected[f"grad_abs_mean_{tower}_bottom"] = magnitude.mean()
+        expected[f"grad_abs_p90_{tower}_bottom"] = np.percentile(magnitude, 90, method="inverted_cdf")
+    logs = model.train_on_batch(x, y, return_dict=True)
+    for key, value in expected.items():
+        assert logs[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_nearest_rank_quantile_is_numpys_inverted_cdf():
+    values = np.random.default_rng(1).normal(size=(7, 13)).astype(np.float32)
+    for q in (0.1, 0.5, 0.9, 1.0):
+        assert float(diagnostics.nearest_rank_quantile(tf.constant(values), q)) == pytest.approx(
+            np.percentile(values, 100 * q, method="inverted_cdf"))

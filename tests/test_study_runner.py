@@ -54,6 +54,9 @@ def test_runner_writes_resumes_and_reports(demo_run, tmp_path):
         assert record["test"]["examples"] == test_rows  # the whole test split, read once
         assert len(record["validation"]["history"]["val_auc"]) == 2
         assert len(record["gradients_first_epoch"]["grad_norm_negative_logits"]) == 3  # 3 batches in epoch 1
+        assert record["batches_per_epoch"] == 3 and all(  # every batch of the 2 epochs, Fig. 3's measure too
+            len(record["gradients_per_batch"][key]) == 6 for key in ("grad_norm_negative_logits",
+                                                                     "grad_abs_p90_dnn_bottom"))
         assert record["settings"]["loss"]["beta_pos"] == 0.5
 
     path = report.write_report(study_lib.load(str(study)), str(table_path), str(tmp_path / "r"))

@@ -3,7 +3,10 @@
 Per training batch, `DiagnosedTrainingModel` reports
 - `grad_norm_negative_logits`: ‖∂L/∂z_j‖₂ over the batch's negatives j (for BCE, ∂L/∂z_j = p̂_j / N, Eq. 10);
 - `grad_norm_dnn`, `grad_norm_cross`: the global L2 norm of the loss gradient w.r.t. the DNN's and
-  the cross network's parameters.
+  the cross network's parameters;
+- `grad_abs_{mean,p90}_{dnn,cross}_bottom`: what the paper plots in Fig. 3, the mean and the 90th
+  percentile (nearest rank) of the element-wise |∂L/∂W| over the kernel of the bottom DNN layer and of
+  the first cross layer (NaN where the model has no such layer).
 `GradientDiagnosticsLogger` writes every batch's values to `gradient_norms.csv` and TensorBoard and,
 every `window` batches, their mean and 90th percentile (`gradient_norms_window.csv`, TensorBoard).
 
@@ -19,12 +22,25 @@ import tensorflow as tf
 
 from trainer.training_model import TrainingModel
 
-GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_dnn", "grad_norm_cross")
+GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_dnn", "grad_norm_cross", "grad_abs_mean_dnn_bottom",
+                  "grad_abs_p90_dnn_bottom", "grad_abs_mean_cross_bottom", "grad_abs_p90_cross_bottom")
 BATCH_CSV, WINDOW_CSV = "gradient_norms.csv", "gradient_norms_window.csv"
 
 
 def _layer_variable_refs(layers: List[tf.keras.layers.Layer]) -> set:
     return {v.ref() for layer in layers for v in layer.trainable_variables}
+
+
+def nearest_rank_quantile(values: tf.Tensor, q: float) -> tf.Tensor:
+    """The q-quantile of all of `values` by nearest rank: the ⌈q·n⌉-th smallest."""
+    flat = tf.sort(tf.reshape(values, [-1]))
+    rank = tf.cast(tf.math.ceil(q * tf.cast(tf.size(flat), tf.float32)), tf.int32)
+    return flat[tf.maximum(rank, 1) - 1]
+
+
+def _bottom_kernel(layers: List[tf.keras.layers.Layer]):
+    """The first kernel of the first of `layers` that has one (the bottom DNN layer, the first cross layer)."""
+    return next((v for layer in layers for v in layer.trainable_variables if "kernel" in v.name), None)
 
 
 class DiagnosedTrainingModel(TrainingModel):
@@ -47,10 +63,17 @@ class DiagnosedTrainingModel(TrainingModel):
         results = self.compute_metrics(x, y, y_pred, sample_weight)
         negatives = tf.reshape(tf.cast(y, tf.float32), [-1]) < 0.5
         results["grad_norm_negative_logits"] = tf.norm(tf.boolean_mask(tf.reshape(logit_gradient, [-1]), negatives))
-        for key, layers in (("grad_norm_dnn", self.ctr_model.dnn_layers),
-                            ("grad_norm_cross", self.ctr_model.cross_layers)):
+        by_variable = {v.ref(): g for g, v in zip(gradients, variables)}
+        for tower, layers in (("dnn", self.ctr_model.dnn_layers), ("cross", self.ctr_model.cross_layers)):
             refs = _layer_variable_refs(layers)
-            results[key] = tf.linalg.global_norm([g for g, v in zip(gradients, variables) if v.ref() in refs])
+            results[f"grad_norm_{tower}"] = tf.linalg.global_norm([g for g, v in zip(gradients, variables)
+                                                                   if v.ref() in refs])
+            kernel = _bottom_kernel(layers)
+            magnitude = tf.abs(tf.convert_to_tensor(by_variable[kernel.ref()])) if kernel is not None else None
+            results[f"grad_abs_mean_{tower}_bottom"] = (tf.reduce_mean(magnitude) if kernel is not None
+                                                        else tf.constant(float("nan")))
+            results[f"grad_abs_p90_{tower}_bottom"] = (nearest_rank_quantile(magnitude, 0.9) if kernel is not None
+                                                       else tf.constant(float("nan")))
         return results
 
 
