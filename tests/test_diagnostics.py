@@ -120,3 +120,28 @@ def test_nearest_rank_quantile_is_numpys_inverted_cdf():
     for q in (0.1, 0.5, 0.9, 1.0):
         assert float(diagnostics.nearest_rank_quantile(tf.constant(values), q)) == pytest.approx(
             np.percentile(values, 100 * q, method="inverted_cdf"))
+
+
+def test_the_representation_gradient_shows_what_combined_contrastive_adds_beyond_its_logits():
+    """BCE: ∂L/∂h_j = (∂L/∂z_j)·w, so the norms differ by ‖w‖. Combined-Contrastive: on the logits exactly α
+    times BCE's (its extra term does not read them); on the representations not, where that term acts."""
+    x, y = _sparse_batch(seed=6)
+    alpha = 0.6
+    warm = _compiled(TrainingModel, losses.get_loss("bce"))     # away from the near-zero initial representations
+    for _ in range(30):
+        warm.train_on_batch(x, y)
+
+    def first_step(loss):
+        model = diagnostics.DiagnosedTrainingModel(model_lib.DCNV2(VOCAB, CONFIG), loss.INPUT)  # reads h if it needs
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-2, clipnorm=10.0), loss=loss)
+        model(x)
+        model.ctr_model.set_weights(warm.ctr_model.get_weights())
+        w = np.linalg.norm(model.ctr_model.logit_layer.kernel.numpy())
+        return model.train_on_batch(x, y, return_dict=True), w
+
+    bce, w = first_step(losses.get_loss("bce"))
+    assert bce["grad_norm_negative_representations"] == pytest.approx(bce["grad_norm_negative_logits"] * w, rel=1e-4)
+    contrastive, _ = first_step(losses.get_loss("combined_contrastive", alpha=alpha))
+    assert contrastive["grad_norm_negative_logits"] == pytest.approx(alpha * bce["grad_norm_negative_logits"], rel=1e-4)
+    assert contrastive["grad_norm_negative_representations"] != pytest.approx(
+        alpha * bce["grad_norm_negative_representations"], rel=1e-2)

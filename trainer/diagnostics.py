@@ -2,6 +2,8 @@
 
 Per training batch, `DiagnosedTrainingModel` reports
 - `grad_norm_negative_logits`: ‖∂L/∂z_j‖₂ over the batch's negatives j (for BCE, ∂L/∂z_j = p̂_j / N, Eq. 10);
+- `grad_norm_negative_representations`: ‖∂L/∂h_j‖ (Frobenius) over the negatives' penultimate vectors h_j,
+  where Combined-Contrastive's extra term acts (Eq. 18-19): on the logits its gradient is α times BCE's;
 - `grad_norm_dnn`, `grad_norm_cross`: the global L2 norm of the loss gradient w.r.t. the DNN's and
   the cross network's parameters;
 - `grad_abs_{mean,p90}_{dnn,cross}_bottom`: what the paper plots in Fig. 3, the mean and the 90th
@@ -22,7 +24,7 @@ import tensorflow as tf
 
 from trainer.training_model import TrainingModel
 
-GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_dnn", "grad_norm_cross", "grad_abs_mean_dnn_bottom",
+GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_negative_representations", "grad_norm_dnn", "grad_norm_cross", "grad_abs_mean_dnn_bottom",
                   "grad_abs_p90_dnn_bottom", "grad_abs_mean_cross_bottom", "grad_abs_p90_cross_bottom")
 BATCH_CSV, WINDOW_CSV = "gradient_norms.csv", "gradient_norms_window.csv"
 
@@ -57,12 +59,13 @@ class DiagnosedTrainingModel(TrainingModel):
             y_pred = self.loss_output(representation, logit)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
         variables = self.trainable_variables
-        logit_gradient, *gradients = tape.gradient(loss, [logit] + variables)
+        logit_gradient, representation_gradient, *gradients = tape.gradient(loss, [logit, representation] + variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
 
         results = self.compute_metrics(x, y, y_pred, sample_weight)
         negatives = tf.reshape(tf.cast(y, tf.float32), [-1]) < 0.5
         results["grad_norm_negative_logits"] = tf.norm(tf.boolean_mask(tf.reshape(logit_gradient, [-1]), negatives))
+        results["grad_norm_negative_representations"] = tf.norm(tf.boolean_mask(representation_gradient, negatives))
         by_variable = {v.ref(): g for g, v in zip(gradients, variables)}
         for tower, layers in (("dnn", self.ctr_model.dnn_layers), ("cross", self.ctr_model.cross_layers)):
             refs = _layer_variable_refs(layers)
