@@ -29,7 +29,8 @@ def serve(port: int) -> grpc.Server:
     pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(use_process=True)
     beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(pool, server)
     server.start()
-    atexit.register(lambda: [worker_pool_main.kill_process_gracefully(p) for p in pool._worker_processes.values()])  # pylint: disable=protected-access
+    workers = pool._worker_processes  # pylint: disable=protected-access  (as worker_pool_main's own start does)
+    atexit.register(lambda: [worker_pool_main.kill_process_gracefully(p) for p in workers.values()])
     return server
 
 

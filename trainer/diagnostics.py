@@ -24,8 +24,9 @@ import tensorflow as tf
 
 from trainer.training_model import TrainingModel
 
-GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_negative_representations", "grad_norm_dnn", "grad_norm_cross", "grad_abs_mean_dnn_bottom",
-                  "grad_abs_p90_dnn_bottom", "grad_abs_mean_cross_bottom", "grad_abs_p90_cross_bottom")
+GRADIENT_NORMS = ("grad_norm_negative_logits", "grad_norm_negative_representations", "grad_norm_dnn",
+                  "grad_norm_cross", "grad_abs_mean_dnn_bottom", "grad_abs_p90_dnn_bottom",
+                  "grad_abs_mean_cross_bottom", "grad_abs_p90_cross_bottom")
 BATCH_CSV, WINDOW_CSV = "gradient_norms.csv", "gradient_norms_window.csv"
 
 
