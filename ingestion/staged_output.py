@@ -55,7 +55,13 @@ def _replace_by_copy(staging: str, folder: str, marker: Optional[str]) -> None:
 @contextlib.contextmanager
 def staged(folder: str, marker: Optional[str] = None) -> Iterator[str]:
     """Yields a staging folder to write `folder`'s new output into; swaps it in when the block succeeds."""
-    folder = folder.rstrip("/")
+    if object_storage.is_object_store(folder):
+        folder = folder.rstrip("/")
+    else:
+        folder = os.path.abspath(folder)
+        if os.path.commonpath([folder, os.getcwd()]) == folder:
+            raise ValueError(f"{folder} holds the working folder, and a run replaces its output folder whole: "
+                             "give a folder beside or below the one you run from")
     staging = f"{folder}.staging-{uuid.uuid4().hex[:12]}"
     try:
         if not object_storage.is_object_store(folder):

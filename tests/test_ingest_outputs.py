@@ -77,3 +77,17 @@ def test_a_file_matched_by_several_input_patterns_is_read_once(tmp_path, caplog)
     assert sum(r["read"] for r in counts["splits"].values()) == 8
     assert sum(r["written"] for r in counts["splits"].values()) == 8
     assert any("day1.tsv" in r.getMessage() and "read once" in r.getMessage() for r in caplog.records)
+
+
+def test_a_relative_output_is_replaced_beside_itself_and_the_working_folder_is_refused(tmp_path, monkeypatch):
+    source = tmp_path / "rows.tsv"
+    source.write_text(good_row() + "\n")
+    monkeypatch.chdir(tmp_path)
+    convert.run([str(source)], "out")
+    convert.run([str(source)], "./out/")
+    assert sorted(os.listdir(tmp_path)) == ["out", "rows.tsv"]
+    assert sum(len(split_examples(str(tmp_path / "out"), split)) for split in splits.SPLITS) == 1
+    monkeypatch.chdir(tmp_path / "out")
+    with pytest.raises(ValueError, match="holds the working folder"):
+        convert.run([str(source)], ".")
+    assert os.getcwd() == str(tmp_path / "out")
