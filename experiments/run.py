@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from experiments import metrics, study as study_lib
+from experiments import metrics, study as study_lib, truth
 from ingestion import convert
 from pipeline import inputs, local_runner, pipeline as pipeline_lib
+from serving import signatures
 from settings import configs, flags
 from trainer import data, diagnostics, outside_pipeline, task
 from transforms import rows
@@ -102,21 +103,23 @@ def predictions(trained: task.TrainedModel, files: List[str], feature_spec: Dict
     labels, probabilities = [], []
     dataset = data.make_dataset(files, feature_spec, batch_size)
     for batch_features, batch_labels in dataset:
-        logit = tf.reshape(trained.ctr_model(batch_features, training=False), [-1])
-        probabilities.append(trained.ctr_model.calibration(tf.sigmoid(logit)).numpy())
+        probabilities.append(signatures.click_probability(trained.ctr_model, batch_features).numpy())
         labels.append(batch_labels.numpy().reshape(-1))
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
-def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
-    """Trains one run with the Trainer's `train`, then reads the test split once."""
+def train_run(run: study_lib.Run, shared: SharedData, work_dir: str,
+              scorer: Optional[truth.Scorer] = None) -> Dict:
+    """Trains one run with the Trainer's `train`, then reads the test split once; with a `scorer`, also scores
+    the test split against the true probabilities after the first epoch and at the end."""
     settings = run.settings
     start = time.time()
     run_dir = os.path.join(work_dir, "model_run")
     if tf.io.gfile.exists(work_dir):  # a half-done run starts over
         tf.io.gfile.rmtree(work_dir)
+    first_epoch = [truth.ScoreFirstEpoch(scorer, settings.loss.beta_pos)] if scorer else []
     trained = task.train(settings, shared.files("train"), shared.files("eval"), shared.transform_output,
-                         run_dir, os.path.join(work_dir, "resume"))
+                         run_dir, os.path.join(work_dir, "resume"), callbacks=first_epoch)
     train_seconds = time.time() - start
     feature_spec = shared.transform_output.transformed_feature_spec()
     labels, probabilities = predictions(trained, shared.files("test"), feature_spec, settings.train.batch_size)
@@ -126,6 +129,9 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
                        "best_epoch": trained.validation.best_epoch},
         "train_seconds": round(train_seconds, 2),
     }
+    if scorer:
+        record["truth"] = {"final": scorer.metrics(trained.ctr_model, settings.loss.beta_pos),
+                           "first_epoch": first_epoch[0].first_epoch}
     if settings.train.gradient_diagnostics:
         batches = settings.train.steps_per_epoch or -(-shared.train_rows // settings.train.batch_size)
         record["gradients_first_epoch"] = batch_gradients(run_dir, batches)
@@ -134,6 +140,17 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str) -> Dict:
     tf.keras.backend.clear_session()
     tf.io.gfile.rmtree(work_dir)
     return record
+
+
+def _truth_scorer(study: study_lib.Study, shared: SharedData) -> truth.Scorer:
+    """The test split redrawn from the generator, checked against what ingestion wrote, and its scorer."""
+    test = truth.test_truth(study_lib.data_config(study).data)
+    written = shared.description["rows"]["test"]
+    if test.labels.size != written:
+        raise ValueError(f"the generator's test split has {test.labels.size} rows, the ingested one {written}: "
+                         f"the shared data under {shared.config.output_root} is not this generator's")
+    shared.description["truth"] = test.describe()
+    return truth.Scorer(test, shared.transform_output)
 
 
 def drop_unfinished_tail(path: str) -> None:
@@ -196,10 +213,14 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
     drop_unfinished_tail(path)
     done = read_results(path)
     print(f"[study {study.name}] {len(runs)} runs; results -> {path}", flush=True)
+    if study.truth and (source or pipeline_output_root):
+        raise ValueError(f"{study.path} scores against the generator's true probabilities (\"truth\": true), which "
+                         "only the generator's data has: drop --input / --from-pipeline")
     if pipeline_output_root:
         shared = from_pipeline(pipeline_output_root)
     else:
         shared = prepare(study_lib.data_config(study), output_root, source, file_format, beam_args or [])
+    scorer = _truth_scorer(study, shared) if study.truth else None
     elsewhere = _other_results(results_dir, path)
     trained_now, seconds = 0, []
     feature_spec = shared.transform_output.transformed_feature_spec()
@@ -219,7 +240,7 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
             record = {"study": study.name, "variant": run.variant, "label": run.label, "sweep": dict(run.sweep),
                       "seed": run.seed, "settings": run.settings.to_custom_config(), "train_input": train_input,
                       "data": {"key": shared.key, **shared.description},
-                      **train_run(run, shared, os.path.join(output_root, "runs", rid))}
+                      **train_run(run, shared, os.path.join(output_root, "runs", rid), scorer)}
             seconds.append(time.time() - started)
             trained_now += 1
             source_note = f"{seconds[-1]:.0f}s, test AUC {record['test']['auc']:.4f}"
@@ -257,6 +278,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         study = study_lib.load(args.study)
     except (OSError, study_lib.StudyError) as error:
         parser.error(str(error))
+    if study.truth and (args.input or args.from_pipeline):
+        parser.error(f"{args.study} scores against the generator's true probabilities (\"truth\": true), which only "
+                     "the generator's data has: drop --input / --from-pipeline")
     if args.from_pipeline and study.data_flags:
         parser.error(f"--from-pipeline studies that pipeline's Transform output, so {args.study}'s \"data\" flags "
                      f"{study.data_flags} cannot apply: drop them, or let the study prepare its own data")

@@ -7,6 +7,13 @@
      "baseline": "BCE",                                # paired differences are taken against it
      "sweep": {"--beta-pos": ["1.0", "0.1"]},          # every value of every swept flag, crossed
      "seeds": [1, 2, 3],                               # --train-seed of each run
+     "seeds_at": {"--beta-pos=0.1": [1, 2, 3, 4]},     # other seeds at one sweep value (optional)
+     "variant_flags_at": {"--beta-pos=0.1": {"Combined-Pair": ["--alpha", "0.7"]}},  # a variant's flags
+                                                       # at one sweep value (optional), after its own
+     "truth": true,                                    # also score the test split against the generator's
+                                                       # true probabilities (experiments/truth.py)
+     "rule": {"variant": "Combined-Pair", "metric": "expected_auc", "at": "--beta-pos=0.1",
+              "paper_lift": 0.0008},                   # a pre-registered decision rule (report "decisive")
      "paper": {...},                                   # the paper's numbers, for the report
      "expect": {"Focal": {"grad_negatives": 1}}}       # the paper's claimed direction per variant and metric
                                                        # (default: AUC up, weighted BCE down)
@@ -24,10 +31,12 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from settings import configs, flags
 
-REPORT_KINDS = ("beta_sweep", "alpha_sweep", "loss_table")
+REPORT_KINDS = ("beta_sweep", "alpha_sweep", "loss_table", "decisive")
 DATA_SECTIONS = ("data", "transform")
 RUN_SECTIONS = ("model", "loss", "train")
-_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "paper", "description", "expect"}
+_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "seeds_at", "paper", "description",
+         "expect", "truth", "rule", "variant_flags_at"}
+RULE_KEYS = {"variant", "metric", "at", "paper_lift"}
 DEFAULT_EXPECT = {"auc": 1, "weighted_bce": -1}  # the paper's claim for a variant unless `expect` says otherwise
 
 
@@ -62,19 +71,33 @@ class Study:
     paper: Dict[str, Any]
     description: str = ""
     expect: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+    seeds_at: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
+    truth: bool = False
+    variant_flags_at: Dict[str, Dict[str, List[str]]] = dataclasses.field(default_factory=dict)
+    rule: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def seeds_for(self, point: Sequence[Tuple[str, str]]) -> List[int]:
+        """The seeds run at a sweep point: `seeds_at`'s for one of its `flag=value`s, else `seeds`."""
+        for flag, value in point:
+            if f"{flag}={value}" in self.seeds_at:
+                return self.seeds_at[f"{flag}={value}"]
+        return self.seeds
 
     def expected(self, variant: str) -> Dict[str, int]:
         """metric -> the paper's direction (+1 up, -1 down) for `variant` against the baseline."""
         return self.expect.get(variant, DEFAULT_EXPECT)
 
     def runs(self) -> List[Run]:
-        """Every (sweep point, variant, seed), in that order: a partial study has whole sweep points."""
+        """Every (sweep point, seed, variant), in that order: a partial study has whole sweep points first, then
+        whole seeds (every variant of a seed, so each finished seed is a paired comparison)."""
         out = []
         points = list(itertools.product(*[[(flag, v) for v in values] for flag, values in self.sweep.items()]))
         for point in points:
-            for variant, variant_flags in self.variants.items():
-                for seed in self.seeds:
-                    argv = self.run_flags + variant_flags + [a for pair in point for a in pair] + [
+            for seed in self.seeds_for(point):
+                for variant, variant_flags in self.variants.items():
+                    at_point = [a for flag, value in point
+                                for a in self.variant_flags_at.get(f"{flag}={value}", {}).get(variant, [])]
+                    argv = self.run_flags + variant_flags + at_point + [a for pair in point for a in pair] + [
                         "--train-seed", str(seed)]
                     out.append(Run(variant, tuple(point), seed, _trainer_settings(argv, f"{self.path}: run "
                                                                                      f"{variant} {point} seed {seed}")))
@@ -114,6 +137,23 @@ def record_id(record: Dict[str, Any]) -> str:
     return run_id(record["data"]["key"], settings, record["train_input"])
 
 
+def _check_rule(path: str, raw: Dict[str, Any], points: set) -> None:
+    """A "decisive" report needs a rule naming a variant, a metric, a swept value and the paper's lift."""
+    rule = raw.get("rule")
+    if raw["report"] != "decisive":
+        if rule is not None:
+            raise StudyError(f"{path}: a rule is read by the 'decisive' report only, not {raw['report']!r}")
+        return
+    if not isinstance(rule, dict) or set(rule) != RULE_KEYS:
+        raise StudyError(f"{path}: the decisive report needs a rule with keys {sorted(RULE_KEYS)}, got {rule}")
+    if rule["variant"] not in raw["variants"] or rule["variant"] == raw["baseline"]:
+        raise StudyError(f"{path}: the rule's variant {rule['variant']!r} must be a variant other than the baseline")
+    if rule["at"] not in points:
+        raise StudyError(f"{path}: the rule's point {rule['at']!r} is not a swept value; valid: {sorted(points)}")
+    if not isinstance(rule["paper_lift"], (int, float)):
+        raise StudyError(f"{path}: the rule's paper_lift must be a number, got {rule['paper_lift']!r}")
+
+
 def load(path: str) -> Study:
     """Reads and checks a study config (unknown keys, report kind, baseline, seeds, every run's flags)."""
     with open(path) as f:
@@ -131,18 +171,30 @@ def load(path: str) -> Study:
         raise StudyError(f"{path}: unknown report {raw['report']!r}; valid: {', '.join(REPORT_KINDS)}")
     if raw["baseline"] not in raw["variants"]:
         raise StudyError(f"{path}: baseline {raw['baseline']!r} is not a variant ({', '.join(raw['variants'])})")
-    seeds = raw["seeds"]
-    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
-        raise StudyError(f"{path}: seeds must be distinct integers, got {seeds}")
+    for seeds in [raw["seeds"]] + list(raw.get("seeds_at", {}).values()):
+        if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
+            raise StudyError(f"{path}: seeds must be distinct integers, got {seeds}")
     sweep = {flag: [str(v) for v in values] for flag, values in raw.get("sweep", {}).items()}
     if any(not values for values in sweep.values()):
         raise StudyError(f"{path}: every swept flag needs at least one value, got {sweep}")
+    points = {f"{flag}={value}" for flag, values in sweep.items() for value in values}
+    for key in ("seeds_at", "variant_flags_at"):
+        unknown_points = sorted(set(raw.get(key, {})) - points)
+        if unknown_points:
+            raise StudyError(f"{path}: {key} names {unknown_points}, not swept values; valid: {sorted(points)}")
+    for point, by_variant in raw.get("variant_flags_at", {}).items():
+        if not set(by_variant) <= set(raw["variants"]):
+            raise StudyError(f"{path}: variant_flags_at[{point!r}] names {sorted(set(by_variant) - set(raw['variants']))}"
+                             f", not variants ({', '.join(raw['variants'])})")
+    _check_rule(path, raw, points)
     study = Study(
         name=os.path.splitext(os.path.basename(path))[0], path=path, title=raw["title"], report=raw["report"],
         data_flags=[str(a) for a in raw.get("data", [])], run_flags=[str(a) for a in raw.get("flags", [])],
         variants={k: [str(a) for a in v] for k, v in raw["variants"].items()}, baseline=raw["baseline"],
-        sweep=sweep, seeds=list(seeds), paper=raw.get("paper", {}), description=raw.get("description", ""),
-        expect=raw.get("expect", {}))
+        sweep=sweep, seeds=list(raw["seeds"]), paper=raw.get("paper", {}), description=raw.get("description", ""),
+        expect=raw.get("expect", {}), seeds_at=raw.get("seeds_at", {}), truth=bool(raw.get("truth", False)),
+        rule=raw.get("rule", {}), variant_flags_at={point: {v: [str(a) for a in f] for v, f in by_variant.items()}
+                                                    for point, by_variant in raw.get("variant_flags_at", {}).items()})
     unknown_variants = sorted(set(study.expect) - set(study.variants))
     if unknown_variants or any(d not in (-1, 1) for e in study.expect.values() for d in e.values()):
         raise StudyError(f"{path}: expect names variants {sorted(study.expect)} with directions -1 or 1; "

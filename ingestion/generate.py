@@ -167,7 +167,9 @@ def bayes_metrics(labels: np.ndarray, probabilities: np.ndarray) -> Dict[str, fl
             "bayes_logloss": float(metrics.log_loss(labels, probabilities, labels=[0, 1]))}
 
 
-def _chunks(truth: GroundTruth, num_rows: int, seed: int) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def draw_rows(truth: GroundTruth, num_rows: int,
+              seed: int) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(labels, ranks, counts, true probabilities) of the rows in line order, in chunks: what `generate` writes."""
     rng = np.random.default_rng([seed, 2])
     for start in range(0, num_rows, CHUNK_ROWS):
         n = min(CHUNK_ROWS, num_rows - start)
@@ -177,7 +179,7 @@ def _chunks(truth: GroundTruth, num_rows: int, seed: int) -> Iterator[Tuple[np.n
         yield labels, ranks, numeric, p
 
 
-def _format_rows(truth: GroundTruth, labels: np.ndarray, ranks: np.ndarray, numeric: np.ndarray) -> str:
+def format_rows(truth: GroundTruth, labels: np.ndarray, ranks: np.ndarray, numeric: np.ndarray) -> str:
     columns = [labels.astype(str).astype(object)]
     for k in range(numeric.shape[1]):
         col = numeric[:, k].astype(str).astype(object)
@@ -211,8 +213,8 @@ def generate(out_path: str, num_rows: int, ctr: float = DataConfig.ctr, seed: in
     if FileSystems.exists(meta_path):  # the report goes first, so an interrupted run leaves rows without one
         FileSystems.delete([meta_path])
     with FileSystems.create(out_path) as f:  # a local, gs:// or s3:// path; .gz compresses
-        for labels, ranks, numeric, p in _chunks(truth, num_rows, seed):
-            f.write(_format_rows(truth, labels, ranks, numeric).encode("utf-8"))
+        for labels, ranks, numeric, p in draw_rows(truth, num_rows, seed):
+            f.write(format_rows(truth, labels, ranks, numeric).encode("utf-8"))
             all_labels.append(labels)
             all_p.append(p)
             missing_counts += np.concatenate([(numeric < 0).sum(0), (ranks == 0).sum(0)])

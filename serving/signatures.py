@@ -39,9 +39,13 @@ def raw_columns_to_features(columns: Dict[str, tf.Tensor]) -> Dict[str, tf.Spars
     return raw
 
 
+def click_probability(model: tf.keras.Model, transformed_features: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """[B] served click probabilities of transformed features: σ(logit) through the model's calibration."""
+    return model.calibration(tf.sigmoid(tf.reshape(model(transformed_features, training=False), [-1])))
+
+
 def _click_probability(model: tf.keras.Model, raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
-    transformed = model.tft_layer(raw_features)
-    return model.calibration(tf.sigmoid(tf.reshape(model(transformed, training=False), [-1])))
+    return click_probability(model, model.tft_layer(raw_features))
 
 
 def make_signatures(model: tf.keras.Model,

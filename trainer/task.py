@@ -7,7 +7,7 @@ deterministic; an interrupted run resumes from its last epoch when the Trainer r
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -31,10 +31,12 @@ class TrainedModel:
 
 def train(settings: TrainerSettings, train_files: List[str], eval_files: List[str],
           tf_transform_output: tft.TFTransformOutput, model_run_dir: str, backup_dir: str,
-          strategy: Optional[tf.distribute.Strategy] = None) -> TrainedModel:
+          strategy: Optional[tf.distribute.Strategy] = None,
+          callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedModel:
     """Seeds, builds DCN V2 with the configured loss, fits under the validation schedule, loads the best
     weights and, when negatives were sampled, fits the calibration. An interrupted fit resumes from `backup_dir`.
-    Under a multi-worker `strategy`, `batch_size` is per replica (`trainer.distribution`)."""
+    Under a multi-worker `strategy`, `batch_size` is per replica (`trainer.distribution`). `callbacks` run after
+    the schedule's, on the training model (its `ctr_model` is the exported one)."""
     strategy = strategy or tf.distribute.get_strategy()
     train_config = settings.train
     tf.keras.utils.set_random_seed(train_config.seed)
@@ -68,7 +70,8 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     # Fit: the validation schedule keeps the best weights; a backup lets an interrupted run resume.
     if tf.io.gfile.exists(backup_dir):
         logging.info("[trainer] resuming an interrupted run from %s", backup_dir)
-    callbacks = schedule.callbacks(train_config, model_run_dir, backup_dir, write_state=distribution.is_chief())
+    callbacks = schedule.callbacks(train_config, model_run_dir, backup_dir,
+                                   write_state=distribution.is_chief()) + list(callbacks)
     history = training_model.fit(
         train_ds, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch, validation_data=eval_ds,
         validation_steps=train_config.eval_steps, callbacks=callbacks, verbose=2)
