@@ -8,7 +8,8 @@
 - calibration per predicted-CTR bucket (Fig. 8): equal-count buckets of the predictions, each with
   its mean prediction, observed CTR, β-weighted rate and relative bias (mean prediction / that rate - 1).
 """
-from typing import Dict, List
+import base64
+from typing import Dict, List, Tuple
 
 import numpy as np
 from sklearn import metrics as sk_metrics
@@ -67,3 +68,18 @@ def test_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float)
         "calibration": float(probabilities.mean() / weighted_rate(labels, beta_pos)),
         "calibration_buckets": calibration_buckets(labels, probabilities, beta_pos),
     }
+
+
+def encode_scores(labels: np.ndarray, probabilities: np.ndarray) -> Dict[str, str]:
+    """A run's test labels (packed bits) and float32 probabilities, base64 in a results line, so that later
+    analyses (DeLong's test-row variance) can pair two runs row by row."""
+    labels = np.asarray(labels).reshape(-1) > 0.5
+    return {"rows": str(labels.size), "labels": base64.b64encode(np.packbits(labels).tobytes()).decode("ascii"),
+            "probabilities": base64.b64encode(np.asarray(probabilities, "<f4").reshape(-1).tobytes()).decode("ascii")}
+
+
+def decode_scores(encoded: Dict[str, str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(labels as 0/1 floats, probabilities) from `encode_scores`."""
+    rows = int(encoded["rows"])
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(encoded["labels"]), np.uint8))[:rows]
+    return bits.astype(np.float64), np.frombuffer(base64.b64decode(encoded["probabilities"]), "<f4").astype(np.float64)

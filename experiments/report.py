@@ -16,10 +16,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from experiments import findings, run as runner, stats, study as study_lib
+from experiments import claims, decisive, findings, metrics, results, stats, study as study_lib, truth
 from settings import configs
 
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
+
+def _over_training(record: Dict, key: str) -> float:
+    """The mean of one gradient diagnostic over every batch of a run's training."""
+    return float(np.mean(record["gradients_per_batch"][key]))
+
 
 METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
     # name: (heading, value of a record, higher is better; None where neither direction is "better")
@@ -33,13 +38,33 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
     "val_bce_epoch1": ("validation weighted BCE, epoch 1",
                        lambda r: r["validation"]["history"]["val_weighted_bce"][0], False),
     "calibration": ("calibration (mean p / β-weighted CTR)", lambda r: r["test"]["calibration"], None),
+    "expected_auc": ("expected test AUC (true probabilities)", lambda r: r["truth"]["final"]["expected_auc"], True),
+    "expected_auc_first_epoch": ("expected test AUC after exactly one epoch",
+                                 lambda r: r["truth"]["first_epoch"]["expected_auc"], True),
+    "expected_weighted_bce_per_weight": ("expected test weighted BCE per unit weight",
+                                         lambda r: r["truth"]["final"]["expected_weighted_bce_per_weight"], False),
+    **{f"expected_auc_ids{name}": (f"expected test AUC, rarest id seen {name} times in train",
+                                   lambda r, name=name: r["truth"]["final"]["buckets"].get(name, {}).get(
+                                       "expected_auc", float("nan")), True) for name, _, _ in truth.FREQUENCY_BUCKETS},
     "grad_negatives": ("‖∂L/∂z‖ on negatives, first-epoch mean",
                        lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_negative_logits"])), None),
-    "grad_dnn": ("DNN gradient norm, first-epoch mean",
-                 lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_dnn"])), None),
-    "grad_cross": ("cross-network gradient norm, first-epoch mean",
-                   lambda r: float(np.mean(r["gradients_first_epoch"]["grad_norm_cross"])), None),
+    "grad_negative_representations": ("‖∂L/∂h‖ on negatives' representations, first-epoch mean",
+                                      lambda r: float(np.mean(r["gradients_first_epoch"].get(
+                                          "grad_norm_negative_representations", [float("nan")]))), None),
+    "grad_negatives_all": ("‖∂L/∂z‖ on negatives, mean over the whole training",
+                           lambda r: _over_training(r, "grad_norm_negative_logits"), None),
+    "grad_abs_mean_dnn": ("bottom DNN layer, mean |∂L/∂W|, whole training",
+                          lambda r: _over_training(r, "grad_abs_mean_dnn_bottom"), None),
+    "grad_abs_p90_dnn": ("bottom DNN layer, p90 |∂L/∂W|, whole training",
+                         lambda r: _over_training(r, "grad_abs_p90_dnn_bottom"), None),
+    "grad_abs_mean_cross": ("first cross layer, mean |∂L/∂W|, whole training",
+                            lambda r: _over_training(r, "grad_abs_mean_cross_bottom"), None),
+    "grad_abs_p90_cross": ("first cross layer, p90 |∂L/∂W|, whole training",
+                           lambda r: _over_training(r, "grad_abs_p90_cross_bottom"), None),
 }
+
+
+SECTIONS = {**findings.SECTIONS, "decisive": decisive.decisive}
 
 
 def _identity_key(settings: configs.TrainerSettings) -> str:
@@ -53,6 +78,8 @@ class Table:
         self.study = study
         self.sweep_flag = next(iter(study.sweep), None)
         self.points = study.sweep.get(self.sweep_flag, [""]) if self.sweep_flag else [""]
+        if study.report == "beta_sweep":  # densest first, whatever order the study runs them in
+            self.points = sorted(self.points, key=float, reverse=True)
         self.cells: Dict[Tuple[str, str], Dict[int, Dict]] = collections.defaultdict(dict)
         wanted = {_identity_key(run.settings) for run in study.runs()}
         for record in records:  # runs of this study as configured now (not of an edited config's past runs)
@@ -63,8 +90,9 @@ class Table:
         self.records = [r for cell in self.cells.values() for r in cell.values()]
 
     def values(self, variant: str, point: str, metric: str) -> Dict[int, float]:
-        value = METRICS[metric][1]
-        return {seed: value(r) for seed, r in self.cells.get((variant, point), {}).items()}
+        value = METRICS[metric][1]  # NaN: not measured in that run (e.g. a frequency bucket with no test rows)
+        values = {seed: value(r) for seed, r in self.cells.get((variant, point), {}).items()}
+        return {seed: v for seed, v in values.items() if not np.isnan(v)}
 
     def summary(self, variant: str, point: str, metric: str) -> Optional[stats.Summary]:
         values = self.values(variant, point, metric)
@@ -75,22 +103,31 @@ class Table:
         baseline = self.values(self.study.baseline, point, metric)
         if variant == self.study.baseline or not set(variant_values) & set(baseline):
             return None
-        return stats.paired_difference(variant_values, baseline)
+        extra = self.auc_row_variance(variant, point) if metric == "auc" else 0.0
+        return stats.paired_difference(variant_values, baseline, extra_variance=extra)
+
+    def auc_row_variance(self, variant: str, point: str) -> float:
+        """The test rows' sampling variance of the seed-mean AUC difference (DeLong over every run of both, on the
+        same rows); 0 unless every paired run kept its test scores."""
+        ours, base = self.cells.get((variant, point), {}), self.cells.get((self.study.baseline, point), {})
+        seeds = sorted(set(ours) & set(base))
+        runs = [r for seed in seeds for r in (ours[seed], base[seed])]
+        if not runs or any("test_scores" not in r for r in runs):
+            return 0.0
+        decoded = [metrics.decode_scores(r["test_scores"]) for r in runs]
+        if any(not np.array_equal(labels, decoded[0][0]) for labels, _ in decoded):
+            raise ValueError(f"the runs of {variant} and {self.study.baseline} at {point} scored different test rows")
+        _, covariance = stats.delong(decoded[0][0], np.stack([p for _, p in decoded]))
+        weights = np.tile([1.0, -1.0], len(seeds)) / len(seeds)
+        return float(weights @ covariance @ weights)
 
     def metric_table_lines(self, metric: str, variants: List[str], digits: int = 4) -> List[str]:
         return _metric_table(self, metric, variants, digits)
 
     def series(self, variant: str, metric: str, x: Callable[[str], float]):
-        points = [p for p in self.points if self.values(variant, p, metric)]
+        points = sorted((p for p in self.points if self.values(variant, p, metric)), key=x)
         summaries = [self.summary(variant, p, metric) for p in points]
         return [x(p) for p in points], [s.mean for s in summaries], [0.0 if s.n < 2 else s.std for s in summaries]
-
-
-def _cell(summary: Optional[stats.Summary], digits: int) -> str:
-    if summary is None:
-        return "—"
-    spread = "" if summary.n < 2 else f" ± {summary.std:.{digits}f}"
-    return f"{summary.mean:.{digits}f}{spread} (n={summary.n})"
 
 
 def _paper(study: study_lib.Study, metric: str, variant: str, point: str) -> str:
@@ -115,7 +152,7 @@ def _metric_table(table: Table, metric: str, variants: List[str], digits: int = 
                 compared = difference.describe(digits)
                 if difference.significant and higher_is_better is not None:
                     compared += ", better" if (difference.mean > 0) == higher_is_better else ", worse"
-            lines.append(f"| {point} | {variant} | {_cell(table.summary(variant, point, metric), digits)} | "
+            lines.append(f"| {point} | {variant} | {claims.cell(table.summary(variant, point, metric), digits)} | "
                          f"{compared} | {_paper(table.study, metric, variant, point)} |")
     return lines
 
@@ -131,7 +168,9 @@ def header(table: Table, results_path: str) -> List[str]:
              "", study.description, "",
              f"- **Data**: {data.get('source', '?')}; rows per split {data.get('rows', '?')}; "
              f"generator {data.get('generator', '—')}; Transform {data.get('transform', '—')}."]
-    bayes = data.get("bayes", {}).get("test")
+    bayes, ceiling = data.get("bayes", {}).get("test"), data.get("truth", {}).get("bayes_expected_auc")
+    if ceiling is not None:
+        lines.append(f"- **Ceiling**: the true probabilities' expected AUC on the test split is {ceiling:.4f}.")
     if bayes:
         lines.append(f"- **Bayes-optimal** on the test split (the true click probabilities): AUC "
                      f"{bayes['bayes_auc']:.4f}, logloss {bayes['bayes_logloss']:.4f}.")
@@ -143,7 +182,8 @@ def header(table: Table, results_path: str) -> List[str]:
                      f"{train['learning_rate']}, batch {train['batch_size']}, up to {train['epochs']} epochs under the "
                      f"Trainer's validation schedule (best epoch by validation AUC, min gain "
                      f"{train.get('min_improvement')}); the test split is read once per run.")
-    lines.append(f"- **Runs**: {len(records)} of {len(study.runs())}; seeds {study.seeds}; "
+    seeds_at = "".join(f", at {point}: {seeds}" for point, seeds in study.seeds_at.items())
+    lines.append(f"- **Runs**: {len(records)} of {len(study.runs())}; seeds {study.seeds}{seeds_at}; "
                  + (f"{np.mean(seconds):.0f} s per run on average ({3600 / np.mean(seconds):.0f} runs/hour)."
                     if seconds else "none finished yet."))
     return lines + [""]
@@ -151,12 +191,13 @@ def header(table: Table, results_path: str) -> List[str]:
 
 def write_report(study: study_lib.Study, results_path: str, out_dir: str = REPORTS_DIR) -> str:
     """Writes `<out_dir>/<study>.md` and its figures under `<out_dir>/<study>/`; returns the report's path."""
-    table = Table(study, list(runner.read_results(results_path).values()))
+    table = Table(study, list(results.read(results_path).values()))
     if not table.records:
         raise ValueError(f"no finished runs of study {study.name!r} in {results_path}: run experiments.run first")
     figure_dir = os.path.join(out_dir, study.name)
-    body = findings.render(findings.SECTIONS[study.report](table, figure_dir))
+    body = claims.render(SECTIONS[study.report](table, figure_dir), study.notes)
     path = os.path.join(out_dir, f"{study.name}.md")
+    os.makedirs(out_dir, exist_ok=True)
     with open(path, "w") as f:
         f.write("\n".join(header(table, results_path) + body) + "\n")
     return path
@@ -173,9 +214,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         study = study_lib.load(args.study)
     except (OSError, study_lib.StudyError) as error:
         parser.error(str(error))
-    results = args.results or runner.results_path(study, runner.RESULTS_DIR, None)
+    table_path = args.results or results.table_path(study, results.RESULTS_DIR, None)
     try:
-        print(f"[report] wrote {write_report(study, results, args.out_dir)}")
+        print(f"[report] wrote {write_report(study, table_path, args.out_dir)}")
     except (OSError, ValueError) as error:
         print(f"[report] error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -12,7 +12,6 @@ study resumes at its first unfinished run, and a run another study already finis
 is copied from that study's table.
 """
 import csv
-import glob
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from experiments import metrics, study as study_lib, truth
+from experiments import metrics, results, study as study_lib, truth
 from ingestion import convert
 from pipeline import inputs, local_runner, pipeline as pipeline_lib
 from serving import signatures
@@ -32,7 +31,6 @@ from settings import configs, flags
 from trainer import data, diagnostics, outside_pipeline, task
 from transforms import rows
 
-RESULTS_DIR = os.path.join(configs.PROJECT_ROOT, "experiments", "results")
 STUDY_PIPELINE = "rankloss-study"
 
 
@@ -125,6 +123,7 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str,
     labels, probabilities = predictions(trained, shared.files("test"), feature_spec, settings.train.batch_size)
     record = {
         "test": metrics.test_metrics(labels, probabilities, settings.loss.beta_pos),
+        "test_scores": metrics.encode_scores(labels, probabilities),
         "validation": {"history": {k: [float(v) for v in values] for k, values in trained.history.items()},
                        "best_epoch": trained.validation.best_epoch},
         "train_seconds": round(train_seconds, 2),
@@ -153,65 +152,24 @@ def _truth_scorer(study: study_lib.Study, shared: SharedData) -> truth.Scorer:
     return truth.Scorer(test, shared.transform_output)
 
 
-def drop_unfinished_tail(path: str) -> None:
-    """Cuts a last line left without its newline by a kill mid-write (that run is redone)."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as f:
-        content = f.read()
-        if content and not content.endswith(b"\n"):
-            f.truncate(content.rfind(b"\n") + 1)
-            print(f"[study] dropped an unfinished last line of {path}", flush=True)
+def holds_what_the_study_needs(record: Dict, study: study_lib.Study) -> bool:
+    """Whether a finished run's record has every measurement this code takes for `study`: the test scores, the
+    whole training's per-batch gradients when diagnostics are on, the truth-scored metrics when the study asks
+    for them. A record of an older version of the runner lacks them and is trained again (the table's later
+    line wins)."""
+    diagnosed = record["settings"]["train"].get("gradient_diagnostics")
+    return ("test_scores" in record and (not diagnosed or "gradients_per_batch" in record)
+            and (not study.truth or "truth" in record))
 
 
-def read_results(path: str) -> Dict[str, Dict]:
-    """Finished runs by id."""
-    done = {}
-    if not os.path.exists(path):
-        return done
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                done[study_lib.record_id(record)] = record
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}:{number}: not a JSON record") from None
-            except (KeyError, TypeError) as error:
-                raise ValueError(f"{path}:{number}: not a study run's record (no {error})") from None
-    return done
-
-
-def append_result(path: str, record: Dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def results_path(study: study_lib.Study, results_dir: str, source: Optional[str]) -> str:
-    suffix = "" if source is None else "-" + os.path.splitext(os.path.basename(source))[0]
-    return os.path.join(results_dir, f"{study.name}{suffix}.jsonl")
-
-
-def _other_results(results_dir: str, own: str) -> Dict[str, Dict]:
-    found = {}
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.jsonl"))):
-        if os.path.abspath(path) != os.path.abspath(own):
-            found.update(read_results(path))
-    return found
-
-
-def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESULTS_DIR,
+def run_study(study: study_lib.Study, output_root: str, results_dir: str = results.RESULTS_DIR,
               source: Optional[str] = None, file_format: str = "tsv", beam_args: Optional[List[str]] = None,
               max_runs: Optional[int] = None, pipeline_output_root: Optional[str] = None) -> str:
     """Runs what is left of `study` (at most `max_runs` trainings); returns the results table's path."""
     runs = study.runs()
-    path = results_path(study, results_dir, source)
-    drop_unfinished_tail(path)
-    done = read_results(path)
+    path = results.table_path(study, results_dir, source)
+    results.drop_unfinished_tail(path)
+    done = results.read(path)
     print(f"[study {study.name}] {len(runs)} runs; results -> {path}", flush=True)
     if study.truth and (source or pipeline_output_root):
         raise ValueError(f"{study.path} scores against the generator's true probabilities (\"truth\": true), which "
@@ -221,15 +179,15 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
     else:
         shared = prepare(study_lib.data_config(study), output_root, source, file_format, beam_args or [])
     scorer = _truth_scorer(study, shared) if study.truth else None
-    elsewhere = _other_results(results_dir, path)
+    elsewhere = results.other_tables(results_dir, path)
     trained_now, seconds = 0, []
     feature_spec = shared.transform_output.transformed_feature_spec()
     train_inputs = [data.train_input_path(shared.train_rows, feature_spec, run.settings.train) for run in runs]
     run_ids = [study_lib.run_id(shared.key, run.settings, train_input) for run, train_input in zip(runs, train_inputs)]
     for run, rid, train_input in zip(runs, run_ids, train_inputs):
-        if rid in done:
+        if rid in done and holds_what_the_study_needs(done[rid], study):
             continue
-        if rid in elsewhere:
+        if rid in elsewhere and holds_what_the_study_needs(elsewhere[rid], study):
             record = dict(elsewhere[rid], study=study.name, variant=run.variant, label=run.label)
             source_note = "copied from another study's table"
         else:
@@ -244,9 +202,9 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = RESUL
             seconds.append(time.time() - started)
             trained_now += 1
             source_note = f"{seconds[-1]:.0f}s, test AUC {record['test']['auc']:.4f}"
-        append_result(path, record)
+        results.append(path, record)
         done[rid] = record
-        left = sum(1 for r in run_ids if r not in done)
+        left = sum(1 for r in run_ids if r not in done or not holds_what_the_study_needs(done[r], study))
         eta = f", ~{left * np.mean(seconds) / 60:.0f} min left" if seconds else ""
         print(f"[study {study.name}] {len(done)}/{len(runs)} done, {left} left{eta} | {run.label}: {source_note}",
               flush=True)
@@ -258,7 +216,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("study", help="a study config (experiments/studies/*.json)")
     parser.add_argument("--output-root", default=os.path.join(configs.PROJECT_ROOT, "work", "experiments"),
                         help="where the shared data, pipeline artifacts and run folders go")
-    parser.add_argument("--results-dir", default=RESULTS_DIR, help="where the results tables (JSON lines) go")
+    parser.add_argument("--results-dir", default=results.RESULTS_DIR, help="where the results tables (JSON lines) go")
     parser.add_argument("--input", default=None, help="a Criteo log file to study instead of the generator's data")
     parser.add_argument("--format", default="tsv", choices=sorted(rows.DELIMITERS),
                         help="the --input file's format")

@@ -55,8 +55,9 @@ def summarize(values: Sequence[float]) -> Summary:
 
 
 def paired_difference(variant: Dict[int, float], baseline: Dict[int, float],
-                      confidence: float = 0.95) -> PairedDifference:
-    """Paired difference over the seeds both have (dicts: seed -> metric)."""
+                      confidence: float = 0.95, extra_variance: float = 0.0) -> PairedDifference:
+    """Paired difference over the seeds both have (dicts: seed -> metric). `extra_variance`, the variance of the
+    mean difference from another source (the test rows' sampling, `delong`), adds to the seeds' std(d)²/n."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     seeds = sorted(set(variant) & set(baseline))
@@ -65,7 +66,9 @@ def paired_difference(variant: Dict[int, float], baseline: Dict[int, float],
     d = np.array([variant[s] - baseline[s] for s in seeds], dtype=np.float64)
     if d.size < 2:
         return PairedDifference(float(d.mean()), math.nan, math.nan, 1)
-    error = d.std(ddof=1) / math.sqrt(d.size)
+    if extra_variance < 0:
+        raise ValueError(f"extra_variance must be >= 0, got {extra_variance}")
+    error = math.sqrt(d.var(ddof=1) / d.size + extra_variance)
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2.0, d.size - 1) * error)
     if error > 0:
         p = float(2.0 * scipy_stats.t.sf(abs(d.mean()) / error, d.size - 1))
@@ -88,3 +91,33 @@ def holm(p_values: Sequence[float]) -> List[float]:
         running = max(running, min(1.0, (len(tested) - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def pre_registered_rule(low: float, high: float, paper_lift: float) -> int:
+    """The decisive RQ1 rule on a lift's 95 % interval [low, high]: +1 when it lies above 0 (the lift is there),
+    -1 when it ends below the paper's lift (no lift of the paper's size), 0 otherwise (inconclusive)."""
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ValueError(f"need an interval, got [{low}, {high}]")
+    if low > 0.0:
+        return 1
+    return -1 if high < paper_lift else 0
+
+
+def delong(labels: np.ndarray, scores: np.ndarray):
+    """AUCs of K models scored on the same rows and their covariance from the rows' sampling (DeLong, DeLong and
+    Clarke-Pearson 1988, with midranks as Sun and Xu 2014): `scores` [K, N] -> (auc [K], covariance [K, K]).
+
+    Per model, V10_i = the fraction of negatives a positive i outscores (ties ½), V01_j = the fraction of
+    positives that outscore a negative j; AUC = mean(V10) and Cov = cov(V10)/m + cov(V01)/n (m positives,
+    n negatives)."""
+    labels, scores = np.asarray(labels).reshape(-1) > 0.5, np.atleast_2d(np.asarray(scores, np.float64))
+    m, n = int(labels.sum()), int((~labels).sum())
+    if scores.shape[1] != labels.size or m < 2 or n < 2:
+        raise ValueError(f"need scores [K, {labels.size}] and at least 2 rows of each class, got {scores.shape}, "
+                         f"{m} positives, {n} negatives")
+    positives, negatives = scores[:, labels], scores[:, ~labels]
+    combined = np.apply_along_axis(scipy_stats.rankdata, 1, np.concatenate([positives, negatives], axis=1))
+    v10 = (combined[:, :m] - np.apply_along_axis(scipy_stats.rankdata, 1, positives)) / n
+    v01 = 1.0 - (combined[:, m:] - np.apply_along_axis(scipy_stats.rankdata, 1, negatives)) / m
+    covariance = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    return v10.mean(axis=1), covariance

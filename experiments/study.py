@@ -12,6 +12,7 @@
                                                        # at one sweep value (optional), after its own
      "truth": true,                                    # also score the test split against the generator's
                                                        # true probabilities (experiments/truth.py)
+     "notes": {"RQ1": "..."},                          # why a claim's result differs from the paper's
      "rule": {"variant": "Combined-Pair", "metric": "expected_auc", "at": "--beta-pos=0.1",
               "paper_lift": 0.0008},                   # a pre-registered decision rule (report "decisive")
      "paper": {...},                                   # the paper's numbers, for the report
@@ -34,8 +35,8 @@ from settings import configs, flags
 REPORT_KINDS = ("beta_sweep", "alpha_sweep", "loss_table", "decisive")
 DATA_SECTIONS = ("data", "transform")
 RUN_SECTIONS = ("model", "loss", "train")
-_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "seeds_at", "paper", "description",
-         "expect", "truth", "rule", "variant_flags_at"}
+_KEYS = {"title", "report", "data", "flags", "variants", "baseline", "sweep", "seeds", "seeds_at", "paper",
+         "description", "expect", "truth", "rule", "variant_flags_at", "notes"}
 RULE_KEYS = {"variant", "metric", "at", "paper_lift"}
 DEFAULT_EXPECT = {"auc": 1, "weighted_bce": -1}  # the paper's claim for a variant unless `expect` says otherwise
 
@@ -74,6 +75,7 @@ class Study:
     seeds_at: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
     truth: bool = False
     variant_flags_at: Dict[str, Dict[str, List[str]]] = dataclasses.field(default_factory=dict)
+    notes: Dict[str, str] = dataclasses.field(default_factory=dict)  # claim name -> why it differs from the paper
     rule: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def seeds_for(self, point: Sequence[Tuple[str, str]]) -> List[int]:
@@ -184,8 +186,9 @@ def load(path: str) -> Study:
             raise StudyError(f"{path}: {key} names {unknown_points}, not swept values; valid: {sorted(points)}")
     for point, by_variant in raw.get("variant_flags_at", {}).items():
         if not set(by_variant) <= set(raw["variants"]):
-            raise StudyError(f"{path}: variant_flags_at[{point!r}] names {sorted(set(by_variant) - set(raw['variants']))}"
-                             f", not variants ({', '.join(raw['variants'])})")
+            unknown_variants = sorted(set(by_variant) - set(raw["variants"]))
+            raise StudyError(f"{path}: variant_flags_at[{point!r}] names {unknown_variants}, not variants "
+                             f"({', '.join(raw['variants'])})")
     _check_rule(path, raw, points)
     study = Study(
         name=os.path.splitext(os.path.basename(path))[0], path=path, title=raw["title"], report=raw["report"],
@@ -193,8 +196,9 @@ def load(path: str) -> Study:
         variants={k: [str(a) for a in v] for k, v in raw["variants"].items()}, baseline=raw["baseline"],
         sweep=sweep, seeds=list(raw["seeds"]), paper=raw.get("paper", {}), description=raw.get("description", ""),
         expect=raw.get("expect", {}), seeds_at=raw.get("seeds_at", {}), truth=bool(raw.get("truth", False)),
-        rule=raw.get("rule", {}), variant_flags_at={point: {v: [str(a) for a in f] for v, f in by_variant.items()}
-                                                    for point, by_variant in raw.get("variant_flags_at", {}).items()})
+        rule=raw.get("rule", {}), notes=raw.get("notes", {}),
+        variant_flags_at={point: {v: [str(a) for a in f] for v, f in by_variant.items()}
+                          for point, by_variant in raw.get("variant_flags_at", {}).items()})
     unknown_variants = sorted(set(study.expect) - set(study.variants))
     if unknown_variants or any(d not in (-1, 1) for e in study.expect.values() for d in e.values()):
         raise StudyError(f"{path}: expect names variants {sorted(study.expect)} with directions -1 or 1; "

@@ -78,10 +78,11 @@ def lift_interval(labels: np.ndarray, bce: Dict[int, np.ndarray], pair: Dict[int
 
 
 def rule(interval: Dict[str, float]) -> str:
-    """The pre-registered verdict (module docstring, step 4)."""
-    if interval["low"] > 0:
+    """The pre-registered verdict (module docstring, step 4; `stats.pre_registered_rule`)."""
+    decision = stats.pre_registered_rule(interval["low"], interval["high"], PAPER_LIFT)
+    if decision > 0:
         return "helps: the interval lies above 0"
-    if interval["high"] < PAPER_LIFT:
+    if decision < 0:
         return f"no help of the paper's size: the interval ends below +{PAPER_LIFT}"
     return f"inconclusive: the interval, {interval['high'] - interval['low']:.4f} wide, holds 0 and +{PAPER_LIFT}"
 

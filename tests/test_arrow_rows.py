@@ -5,8 +5,8 @@ import pyarrow.compute as pc
 import tensorflow as tf
 from hypothesis import strategies as st
 
-from tests.conftest import REAL_SAMPLE
 from transforms import features, rows
+from tests.helpers import REAL_SAMPLE
 
 
 def _parsed_one_by_one(lines):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, project_env
+from tests.helpers import ROOT, project_env
 
 
 def test_tensorflow_and_pytorch_get_the_same_thread_count():

@@ -7,15 +7,15 @@ import pytest
 import tensorflow as tf
 
 from settings.configs import ModelConfig
-from tests.test_model import VOCAB, _batch
 from trainer import diagnostics, losses, model as model_lib
 from trainer.training_model import TrainingModel
+from tests.helpers import SMALL_VOCAB, transformed_batch
 
 CONFIG = ModelConfig(dnn_units=(16, 8), embedding_dim=4, num_cross_layers=2, dropout=0.0)
 
 
 def _sparse_batch(n=64, positives=4, seed=0):
-    x, _ = _batch(n, seed)
+    x, _ = transformed_batch(n, seed)
     y = np.zeros((n, 1), np.float32)
     y[:positives] = 1.0
     return x, tf.constant(y)
@@ -23,7 +23,7 @@ def _sparse_batch(n=64, positives=4, seed=0):
 
 def _compiled(model_class, loss, seed=5):
     tf.keras.utils.set_random_seed(seed)
-    model = model_class(model_lib.DCNV2(VOCAB, CONFIG))
+    model = model_class(model_lib.DCNV2(SMALL_VOCAB, CONFIG))
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-2, clipnorm=10.0), loss=loss)
     return model
 
@@ -132,7 +132,7 @@ def test_the_representation_gradient_shows_what_combined_contrastive_adds_beyond
         warm.train_on_batch(x, y)
 
     def first_step(loss):
-        model = diagnostics.DiagnosedTrainingModel(model_lib.DCNV2(VOCAB, CONFIG), loss.INPUT)  # reads h if it needs
+        model = diagnostics.DiagnosedTrainingModel(model_lib.DCNV2(SMALL_VOCAB, CONFIG), loss.INPUT)  # reads h if it needs
         model.compile(optimizer=tf.keras.optimizers.Adam(1e-2, clipnorm=10.0), loss=loss)
         model(x)
         model.ctr_model.set_weights(warm.ctr_model.get_weights())

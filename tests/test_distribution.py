@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, project_env
 from trainer import distribution
+from tests.helpers import ROOT, project_env
 
 
 def _tf_config(monkeypatch, cluster, task_type, index=0):

@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from settings import configs, fields
-from tests.conftest import ROOT, project_env
-from tests.test_settings import ENUMERATED
+from settings import fields
+from tests.helpers import ENUMERATED, ROOT, project_env
 
 BAD = {"--loss": "hinge", "--optimizer": "sgd", "--precision": "float16", "--structure": "stacked2",
        "--embedding-regularization": "rows"}

@@ -1,6 +1,5 @@
 """The Evaluator decodes only the features its evaluation reads, keeps TFMA's extracts batched, and computes
 the metrics and blessing TFX's computes with TFMA's own metrics."""
-import json
 import os
 
 import pytest
@@ -8,15 +7,12 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.components.util import tfxio_utils
-from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-from tfx.types import standard_artifacts
 
 from pipeline import evaluator, file_reads, pipeline as pipeline_lib
 from settings import configs
-from trainer import outside_pipeline
-from tests.conftest import examples_artifact
 from transforms import features
 from transforms.schema import load_schema
+from tests.helpers import evaluate, examples_artifact
 
 
 def test_the_evaluated_features_are_the_labels_weights_and_slice_keys():
@@ -42,42 +38,12 @@ def test_within_the_executor_tfx_builds_a_projected_file_at_a_time_reader(ingest
     assert len(factory(pattern).ArrowSchema().names) == len(load_schema().feature) + 1  # outside: every feature
 
 
-def _newest(pipeline_root, path):
-    return outside_pipeline.newest_execution_dir(os.path.join(pipeline_root, path, "*"))
-
-
 # TFMA's own metrics, as TFX's Evaluator computes them example by example (β_pos = 1: weighted BCE = logloss).
 STOCK_METRICS = tfma.MetricsSpec(metrics=[
     tfma.MetricConfig(class_name="ExampleCount"), tfma.MetricConfig(class_name="AUC"),
     tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
     tfma.MetricConfig(class_name="Calibration"), tfma.MetricConfig(class_name="MeanLabel"),
     tfma.MetricConfig(class_name="MeanPrediction"), tfma.MetricConfig(class_name="CalibrationPlot")])
-
-
-def evaluate(executor_class, eval_config, pipeline_root, out_dir, baseline=False, module_path=None,
-             beam_pipeline_args=None):
-    """Runs `executor_class` on the newest model and examples under `pipeline_root`; returns its metrics
-    {(name, model, is a difference): value}, calibration plots {model: buckets} and blessing files."""
-    model, schema = standard_artifacts.Model(), standard_artifacts.Schema()
-    model.uri, schema.uri = _newest(pipeline_root, "Trainer/model"), _newest(pipeline_root, "ImportSchemaGen/schema")
-    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-    evaluation.uri, blessing.uri = os.path.join(out_dir, "evaluation"), os.path.join(out_dir, "blessing")
-    examples = examples_artifact(_newest(pipeline_root, "ImportExampleGen/examples"))
-    properties = {"eval_config": json_format.MessageToJson(eval_config),
-                  "example_splits": json.dumps([pipeline_lib.EVALUATION_SPLIT])}
-    if module_path:
-        properties["module_path"] = module_path
-    inputs = {"examples": [examples], "model": [model], "schema": [schema]}
-    if baseline:
-        inputs["baseline_model"] = [model]
-    context = BaseBeamExecutor.Context(beam_pipeline_args=beam_pipeline_args) if beam_pipeline_args else None
-    executor_class(context).Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, properties)
-    [result] = tfma.load_metrics(evaluation.uri)
-    metrics = {(kv.key.name, kv.key.model_name, kv.key.is_diff):
-               kv.value.double_value.value for kv in result.metric_keys_and_values}
-    [plots] = tfma.load_plots(evaluation.uri)
-    plots = {kv.key.model_name: kv.value.calibration_histogram_buckets for kv in plots.plot_keys_and_values}
-    return metrics, plots, sorted(os.listdir(blessing.uri))
 
 
 def test_the_evaluator_computes_tfxs_metrics_plot_and_blessing(demo_run, tmp_path):

@@ -20,9 +20,9 @@ from tfx.types import standard_artifacts
 from tfx_bsl.tfxio import tensor_adapter, tf_example_record
 
 from pipeline import file_reads, large_batches, worker_threads
-from tests.conftest import TRAIN_FILES, examples_artifact
 from transforms.schema import load_schema
 from transforms.splits import SPLITS
+from tests.helpers import TRAIN_FILES, examples_artifact
 
 
 def _statistics(executor_class, examples, out_dir):

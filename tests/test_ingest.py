@@ -12,8 +12,8 @@ from tfx_bsl.coders import example_coder
 
 from ingestion import convert
 from transforms import features, rows, splits
-from tests.conftest import REAL_SAMPLE
 from tests.helpers import dead_letters, good_row, split_examples
+from tests.helpers import REAL_SAMPLE
 
 GOOD = "\t".join(["1", "5", "", "0"] + ["7"] * 10 + ["68fd1e64"] * 25 + [""])
 BAD_ROWS = {  # text -> reason fragment

@@ -6,20 +6,10 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, project_env
+from tests.helpers import ALLOWED, ROOT, project_env
 
 # What each package may import. `pipeline` names the Trainer and the Transform code by module path only;
 # `serving` never reaches into ingestion or training; `settings` imports none of the project.
-ALLOWED = {
-    "settings": set(),
-    "transforms": {"settings"},
-    "ingestion": {"settings", "transforms"},
-    "serving": {"settings", "transforms"},
-    "trainer": {"settings", "transforms", "serving"},
-    "pipeline": {"settings", "transforms", "ingestion"},
-    "benchmarks": {"settings", "transforms", "ingestion", "serving", "trainer", "pipeline"},
-    "experiments": {"settings", "transforms", "ingestion", "trainer", "pipeline"},
-}
 MAX_MODULE_LINES, EXEMPT = 300, {"transforms/schema.pbtxt"}
 
 

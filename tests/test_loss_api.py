@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from settings import configs
-from tests.test_losses import ALL, Y, Z, bce, value, y_pred_for
 from trainer import losses, metrics
+from tests.helpers import ALL_LOSSES, Y, Z, bce, value, y_pred_for
 
 
 def test_get_loss_validates_names_and_the_loss_own_parameters():
@@ -36,7 +36,7 @@ def test_each_loss_class_takes_exactly_the_parameters_settings_list_and_its_defa
         losses.CombinedPair(alpha=1.5)  # a loss built directly checks its arguments too
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ALL_LOSSES)
 def test_get_config_round_trip(name):
     loss = losses.get_loss(name, alpha=0.3, beta_pos=0.2, gamma=1.5, tau=0.5, jrc_weight=0.25)
     restored = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
@@ -46,7 +46,7 @@ def test_get_config_round_trip(name):
         float(restored(tf.constant(Y, tf.float32), tf.constant(y_pred, tf.float32))))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ALL_LOSSES)
 def test_model_compiled_with_each_loss_saves_and_reloads(name, tmp_path):
     width = {losses.LOGIT: 1, losses.TWO_LOGITS: 2, losses.LOGIT_AND_REPRESENTATION: 5}[losses.LOSSES[name].INPUT]
     inputs = tf.keras.Input(shape=(3,))

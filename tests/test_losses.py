@@ -7,20 +7,9 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from trainer import losses
+from tests.helpers import ALL_LOSSES, Y, Z, bce, sigmoid, value, y_pred_for
 
-ALL = list(losses.LOSSES)
-Y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
-Z = np.array([0.3, -1.2, 0.5, -0.4, 2.0, -3.0, 0.1])
 POS, NEG = Y == 1, Y == 0
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def bce(y, z, beta_pos=1.0):
-    p = sigmoid(z)
-    return -np.mean(beta_pos * y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
 def ranknet(y, z):
@@ -71,22 +60,6 @@ def reference(name, y, z, two=None, rep=None, alpha=0.4, beta_pos=0.5, gamma=2.0
         "focal_norm": lambda: focal(y, z, gamma, beta_pos, normalized=True),
         "combined_contrastive": lambda: alpha * bce(y, z, beta_pos) + (1 - alpha) * contrastive(y, rep, tau),
     }[name]()
-
-
-def y_pred_for(name, z=Z, representation=None):
-    """What each loss reads: logits, JRC's [z0, z1], or [z, representation]."""
-    cls = losses.LOSSES[name]
-    if cls.INPUT == losses.TWO_LOGITS:
-        return np.stack([-z / 2, z / 2], axis=1)  # z1 - z0 = z
-    if cls.INPUT == losses.LOGIT_AND_REPRESENTATION:
-        rep = representation if representation is not None else np.random.default_rng(0).normal(size=(len(z), 4))
-        return np.concatenate([z[:, None], rep], axis=1)
-    return z
-
-
-def value(name, y, y_pred, sample_weight=None, **params):
-    return float(losses.get_loss(name, **params)(tf.constant(y, tf.float32), tf.constant(y_pred, tf.float32),
-                                                 sample_weight=sample_weight))
 
 
 def gradient(name, y, y_pred, sample_weight=None, **params):
@@ -224,7 +197,7 @@ DEGENERATE = {
 }
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ALL_LOSSES)
 @pytest.mark.parametrize("case", list(DEGENERATE))
 def test_degenerate_batches_stay_finite(name, case):
     y, z = DEGENERATE[case]
@@ -234,7 +207,7 @@ def test_degenerate_batches_stay_finite(name, case):
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", ALL_LOSSES)
 @pytest.mark.parametrize("labels", [np.zeros(5), np.ones(5)], ids=["no positives", "no negatives"])
 def test_one_class_batches_give_what_the_equations_give(name, labels):
     """No positives: pair and list terms sum over an empty P (0). No negatives: RankNet has no pair (0),
@@ -251,7 +224,7 @@ def test_one_class_batches_give_what_the_equations_give(name, labels):
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), name=st.sampled_from(ALL))
+@given(data=st.data(), name=st.sampled_from(ALL_LOSSES))
 def test_finite_for_random_logits_and_labels(data, name):
     n = data.draw(st.integers(1, 40))
     labels = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)))

@@ -11,8 +11,8 @@ from tfx.components.transform import executor as tfx_transform
 from tfx.types import standard_artifacts
 
 from pipeline import large_batches, materialize
-from tests.conftest import TRAIN_FILES, assert_same_examples, examples_artifact, read_examples
 from transforms.splits import SPLITS
+from tests.helpers import TRAIN_FILES, assert_same_examples, examples_artifact, read_examples
 
 
 def _run(executor_class, ingested, out_dir):

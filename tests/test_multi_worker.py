@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import portable_beam
-from tests.conftest import ROOT, project_env
+from tests.helpers import ROOT, project_env
 from transforms import rows
 
 # Runs run_fn as one task of the cluster; keeps the trained weights (to compare workers) and the log.

@@ -20,8 +20,7 @@ from tfx import v1 as tfx
 
 from pipeline import portable_beam
 from serving.client import ServingClient
-from tests.conftest import ROOT, SMALL_MODEL, free_port, project_env, running_server
-from tests.test_serving import ROWS, _examples
+from tests.helpers import ROOT, SERVING_ROWS, SMALL_MODEL, free_port, project_env, raw_examples, running_server
 
 BUCKET = "rankloss-test"
 GCS_BUCKET = "rankloss-gcs-test"
@@ -112,12 +111,12 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
         local = tmp_path / "pushed"
         _download(client, version_prefix, str(local))
         return tf.saved_model.load(str(local)).signatures["serving_default"](
-            examples=tf.constant(_examples(ROWS)))["probabilities"].numpy()
+            examples=tf.constant(raw_examples(SERVING_ROWS)))["probabilities"].numpy()
 
     expected = concurrent.futures.ThreadPoolExecutor(1).submit(predicted_locally)  # while the server starts
     with running_server({"rankloss": f"s3://{BUCKET}/{base_key}"}, tmp_path / "server.log",
                         "--file_system_poll_wait_seconds", "0.5", env=env) as url:
-        served = ServingClient(url, "rankloss").predict_examples(_examples(ROWS))
+        served = ServingClient(url, "rankloss").predict_examples(raw_examples(SERVING_ROWS))
         np.testing.assert_allclose(served, expected.result(), rtol=1e-5)
         newer = str(version + 1)
         for key in sorted(_keys(client, version_prefix), key=lambda k: k.endswith("saved_model.pb")):  # .pb last

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from settings.configs import ModelConfig
-from tests.test_model import VOCAB, _batch
 from trainer import model as model_lib, optimizers
+from tests.helpers import SMALL_VOCAB, transformed_batch
 
 
 def test_lazy_adam_updates_only_the_rows_in_the_batch_like_adam():
@@ -48,8 +48,8 @@ def test_unknown_optimizer_is_refused():
 def test_mixed_bfloat16_computes_cross_and_dnn_in_bfloat16_with_a_float32_logit():
     tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = model_lib.DCNV2(VOCAB, ModelConfig(dnn_units=(8,), embedding_dim=2, num_cross_layers=1))
-        x, y = _batch()
+        model = model_lib.DCNV2(SMALL_VOCAB, ModelConfig(dnn_units=(8,), embedding_dim=2, num_cross_layers=1))
+        x, y = transformed_batch()
         logits = model(x)
         assert logits.dtype == tf.float32
         assert model.cross_layers[0]._dense.compute_dtype == "bfloat16"  # pylint: disable=protected-access

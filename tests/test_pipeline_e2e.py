@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 
 from settings import configs
 from transforms import rows
-from tests.conftest import ROOT, ROWS, project_env
+from tests.helpers import DEMO_ROWS, ROOT, project_env
 
 
 def _trainer_executions(output_root):
@@ -24,7 +24,7 @@ def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
     for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "Component Trainer is finished", "Component Pusher is finished"):
         assert stage in stdout
     total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)$", stdout, re.M)
-    assert total and int(total.group(1)) == ROWS == int(total.group(2)) + int(total.group(3))
+    assert total and int(total.group(1)) == DEMO_ROWS == int(total.group(2)) + int(total.group(3))
     auc = re.search(r"^\s+AUC\s+([\d.]+)\s+([\d.]+)\s+\(gap to the optimum: (-?[\d.]+)\)$", stdout, re.M)
     model_auc, bayes_auc, gap = (float(auc.group(i)) for i in (1, 2, 3))
     assert model_auc > 0.55 and 0.6 < bayes_auc < 1.0  # the tiny model learns something; the data has signal
@@ -37,8 +37,8 @@ def test_main_command_prints_stages_counts_metrics_and_pushed_path(demo_run):
                                                                            "StatisticsGen", "Transform"))) < 0.3
     for seconds, rate, hours in stages.values():  # rows/s and the Criteo_x1 hours follow from the seconds,
         # up to the printed rounding (seconds to 0.1, rows/s to 1, hours to 0.1)
-        assert abs(rate * seconds - ROWS) <= 0.5 * seconds + 0.05 * rate + 1
-        assert abs(hours - 45_840_617 * seconds / ROWS / 3600) <= 0.05 + 45_840_617 * 0.05 / ROWS / 3600
+        assert abs(rate * seconds - DEMO_ROWS) <= 0.5 * seconds + 0.05 * rate + 1
+        assert abs(hours - 45_840_617 * seconds / DEMO_ROWS / 3600) <= 0.05 + 45_840_617 * 0.05 / DEMO_ROWS / 3600
     assert re.search(r"^pushed model: /\S+/serving/rankloss-tfx/\d+$", stdout, re.M)
     serving_root = os.path.dirname(re.search(r"^pushed model: (\S+)$", stdout, re.M).group(1))
     assert all(entry.isdigit() for entry in os.listdir(serving_root))  # the staged push left nothing behind

@@ -12,7 +12,7 @@ from tfx_bsl.coders import batch_util
 
 from pipeline import large_batches, pipeline as pipeline_lib
 from settings import configs, flags
-from tests.conftest import ROOT, project_env
+from tests.helpers import ROOT, project_env
 
 
 def test_dag_has_every_component_in_order():

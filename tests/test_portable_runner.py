@@ -17,8 +17,8 @@ from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.utils import dependency_utils
 
 from pipeline import beam_dependencies, portable_beam
-from tests.conftest import assert_same_examples, read_examples
 from transforms.splits import SPLITS
+from tests.helpers import assert_same_examples, read_examples
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_the_evaluator_on_the_portable_runner_computes_the_in_memory_runs_metric
                                                                                   tmp_path):
     from pipeline import evaluator, pipeline as pipeline_lib
     from settings import configs
-    from tests.test_evaluator import evaluate
+    from tests.helpers import evaluate
 
     pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
     runs = {}

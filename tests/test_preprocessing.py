@@ -10,7 +10,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 
 from transforms import rows
 from transforms import features, preprocessing, schema
-from tests.conftest import REAL_SAMPLE
+from tests.helpers import REAL_SAMPLE
 
 xf = features.transformed_name
 

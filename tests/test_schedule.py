@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.schedule import ValidationSchedule
+from tests.helpers import EpochRecorder, Interrupt
 
 
 def _model(learning_rate=1.0):
@@ -75,25 +76,6 @@ def test_state_is_written_each_epoch_and_trimmed_on_resume(tmp_path):
     assert resumed.history == [0.5, 0.6] and resumed.best_epoch == 2
 
 
-class _Interrupt(tf.keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after_epoch = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.after_epoch:
-            raise KeyboardInterrupt("simulated preemption")
-
-
-class _EpochRecorder(tf.keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 def test_an_interrupted_fit_resumes_with_model_optimizer_and_schedule(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 3)).astype(np.float32)
@@ -106,14 +88,14 @@ def test_an_interrupted_fit_resumes_with_model_optimizer_and_schedule(tmp_path):
                       metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
         schedule = ValidationSchedule(str(tmp_path / "best.weights.h5"), str(tmp_path / "backup" / "schedule.json"),
                                       patience=10)
-        recorder = _EpochRecorder()
+        recorder = EpochRecorder()
         callbacks = [schedule, tf.keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), recorder]
         model.fit(x, y, validation_data=(x, y), epochs=5, batch_size=16, verbose=0,
                   callbacks=callbacks + extra_callbacks)
         return model, schedule, recorder
 
     with pytest.raises(KeyboardInterrupt):
-        fit([_Interrupt(after_epoch=3)])
+        fit([Interrupt(after_epoch=3)])
     model, schedule, recorder = fit([])
     assert recorder.epochs == [3, 4]              # epochs 1-3 were not trained again
     assert len(schedule.history) == 5

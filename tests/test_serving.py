@@ -1,12 +1,9 @@
 """The REST server over real HTTP on loopback: TF Serving's API, both signatures, errors, the client."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -16,26 +13,8 @@ from settings import configs
 from transforms import rows
 from serving import contract
 from serving.client import ServingClient
-from tests.conftest import ROOT, free_port, project_env, running_server
 from transforms import features
-
-ROWS = [  # raw rows with missing features, one unseen category and one row with nothing at all
-    {"I1": 3, "I2": -1, "I5": 1432, "C1": "68fd1e64", "C2": "80e26c9b", "C9": "a73ee510"},
-    {"I3": 0, "C1": "never-seen-token", "C26": "e8b83407"},
-    {},
-]
-
-
-def _versioned(base, export_dir, version=1):
-    os.makedirs(base, exist_ok=True)
-    shutil.copytree(export_dir, os.path.join(base, str(version)))
-    return str(base)
-
-
-def _copy_in_atomically(base, source_version, version):
-    staging = os.path.join(base, f".tmp-{version}")  # not a version number: ignored while it is written
-    shutil.copytree(os.path.join(base, str(source_version)), staging)
-    os.rename(staging, os.path.join(base, str(version)))
+from tests.helpers import ROOT, SERVING_ROWS, copy_in_atomically, http, project_env, raw_examples, running_server, versioned
 
 
 @pytest.fixture(scope="module")
@@ -44,24 +23,11 @@ def server(demo_run, exported_by_loss, tmp_path_factory):
     output_root, _ = demo_run
     work = tmp_path_factory.mktemp("served")
     models = {"rankloss": configs.PipelineConfig(output_root=output_root).serving_root,
-              "bce": _versioned(work / "bce", exported_by_loss["bce"]),
-              "pair": _versioned(work / "pair", exported_by_loss["combined_pair"])}
+              "bce": versioned(work / "bce", exported_by_loss["bce"]),
+              "pair": versioned(work / "pair", exported_by_loss["combined_pair"])}
     with running_server(models, work / "server.log", "--max_request_bytes", "200000",
                          "--file_system_poll_wait_seconds", "0.5") as url:
         yield url, models
-
-
-def _http(url, method="GET", body=None):
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def _examples(raw_rows):
-    return rows.to_examples([(0, row) for row in raw_rows])
 
 
 def _in_process(base_path, signature, **inputs):
@@ -72,9 +38,9 @@ def _in_process(base_path, signature, **inputs):
 
 def test_status_and_metadata(server):
     url, models = server
-    status, body = _http(f"{url}/v1/models/rankloss")
+    status, body = http(f"{url}/v1/models/rankloss")
     assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
-    status, meta = _http(f"{url}/v1/models/rankloss/metadata")
+    status, meta = http(f"{url}/v1/models/rankloss/metadata")
     defs = meta["metadata"]["signature_def"]["signature_def"]
     assert status == 200 and set(defs) == {contract.DEFAULT_SIGNATURE, contract.RAW_SIGNATURE}
     assert defs[contract.DEFAULT_SIGNATURE]["inputs"]["examples"]["dtype"] == "DT_STRING"
@@ -85,13 +51,13 @@ def test_status_and_metadata(server):
 def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
     url, models = server
     client = ServingClient(url, "rankloss")
-    serialized = _examples(ROWS)
+    serialized = raw_examples(SERVING_ROWS)
     expected = _in_process(models["rankloss"], contract.DEFAULT_SIGNATURE, examples=tf.constant(serialized))
     assert np.all((expected > 0) & (expected < 1))
     np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)
-    np.testing.assert_allclose(client.predict_rows(ROWS), expected, rtol=1e-6)          # missing keys omitted
-    np.testing.assert_allclose(client.predict_rows(ROWS, explicit_missing=True), expected, rtol=1e-6)
-    columnar = {k: [row.get(k) for row in ROWS] for k in features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES}
+    np.testing.assert_allclose(client.predict_rows(SERVING_ROWS), expected, rtol=1e-6)          # missing keys omitted
+    np.testing.assert_allclose(client.predict_rows(SERVING_ROWS, explicit_missing=True), expected, rtol=1e-6)
+    columnar = {k: [row.get(k) for row in SERVING_ROWS] for k in features.NUMERIC_FEATURES + features.CATEGORICAL_FEATURES}
     outputs = client.predict({"signature_name": contract.RAW_SIGNATURE, "inputs": columnar})["outputs"]
     np.testing.assert_allclose(outputs, expected, rtol=1e-6)
     version = client.status()["model_version_status"][0]["version"]
@@ -131,18 +97,18 @@ def test_both_signatures_and_formats_match_the_saved_model_in_process(server):
 ], ids=lambda value: value[:60].decode(errors="replace") + "..." if isinstance(value, bytes) and len(value) > 60 else None)
 def test_bad_requests_get_4xx_naming_the_problem_and_the_server_keeps_serving(server, path, body, status, message):
     url, _ = server
-    got_status, answer = _http(f"{url}/v1/models/{path}", "POST", body)
+    got_status, answer = http(f"{url}/v1/models/{path}", "POST", body)
     assert got_status == status and message in answer["error"], answer
-    assert _http(f"{url}/v1/models/rankloss")[0] == 200
+    assert http(f"{url}/v1/models/rankloss")[0] == 200
 
 
 def test_wrong_methods_and_unknown_paths_get_json_errors(server):
     url, _ = server
-    status, answer = _http(f"{url}/v1/models/rankloss:predict")
+    status, answer = http(f"{url}/v1/models/rankloss:predict")
     assert status == 405 and "takes POST" in answer["error"]
-    status, answer = _http(f"{url}/v1/models/rankloss/labels/stable")
+    status, answer = http(f"{url}/v1/models/rankloss/labels/stable")
     assert status == 404 and "version labels are not configured" in answer["error"]
-    status, answer = _http(f"{url}/v2/anything")
+    status, answer = http(f"{url}/v2/anything")
     assert status == 404 and "unknown path" in answer["error"]
 
 
@@ -185,26 +151,26 @@ def test_an_unexpected_failure_is_a_logged_json_500_with_a_request_id(caplog):
 
 def test_bce_and_combined_pair_models_share_one_server_and_identical_signatures(server):
     url, _ = server
-    defs = {name: _http(f"{url}/v1/models/{name}/metadata")[1]["metadata"]["signature_def"]["signature_def"]
+    defs = {name: http(f"{url}/v1/models/{name}/metadata")[1]["metadata"]["signature_def"]["signature_def"]
             for name in ("bce", "pair")}
     assert defs["bce"] == defs["pair"]
-    serialized = _examples(ROWS)
+    serialized = raw_examples(SERVING_ROWS)
     bce, pair = (ServingClient(url, name).predict_examples(serialized) for name in ("bce", "pair"))
-    assert len(bce) == len(pair) == len(ROWS) and not np.allclose(bce, pair)
+    assert len(bce) == len(pair) == len(SERVING_ROWS) and not np.allclose(bce, pair)
 
 
 def test_a_newly_pushed_version_is_picked_up(server):
     url, models = server
     base = models["bce"]
-    _copy_in_atomically(base, 1, 2)
+    copy_in_atomically(base, 1, 2)
     deadline = time.time() + 60
     while time.time() < deadline:
-        versions = [v["version"] for v in _http(f"{url}/v1/models/bce")[1]["model_version_status"]]
+        versions = [v["version"] for v in http(f"{url}/v1/models/bce")[1]["model_version_status"]]
         if versions == ["2"]:
             break
         time.sleep(0.5)
     assert versions == ["2"]
-    assert _http(f"{url}/v1/models/bce/versions/1")[0] == 404  # the older version is unloaded
+    assert http(f"{url}/v1/models/bce/versions/1")[0] == 404  # the older version is unloaded
 
 
 def test_client_cli_scores_a_tsv_and_reports_malformed_rows(server, generated_tsv, tmp_path):
@@ -253,10 +219,10 @@ def test_the_latency_benchmark_counts_failed_requests_in_its_cells(server):
     from benchmarks import serving_latency
 
     url, _ = server
-    latencies, requests, errors = serving_latency.run_clients(url, "absent", [_examples(ROWS[:1])], 2, 0.5)
+    latencies, requests, errors = serving_latency.run_clients(url, "absent", [raw_examples(SERVING_ROWS[:1])], 2, 0.5)
     assert latencies == [] and requests == errors > 0
     cell = serving_latency.summary(latencies, errors, 0.5, 1)
     assert cell["errors"] == errors and "FAILED REQUESTS: absent" in serving_latency.errors_note({"absent": cell})
-    answered, _, none_failed = serving_latency.run_clients(url, "rankloss", [_examples(ROWS[:1])], 2, 0.5)
+    answered, _, none_failed = serving_latency.run_clients(url, "rankloss", [raw_examples(SERVING_ROWS[:1])], 2, 0.5)
     assert answered and none_failed == 0 and serving_latency.errors_note({"rankloss": serving_latency.summary(
         answered, 0, 0.5, 1)}) == ""

@@ -6,22 +6,21 @@ import numpy as np
 import pytest
 
 from serving.client import ServingClient, ServingError
-from tests.conftest import running_server
-from tests.test_serving import ROWS, _copy_in_atomically, _examples, _http, _versioned
+from tests.helpers import SERVING_ROWS, copy_in_atomically, http, raw_examples, running_server, versioned
 
 
 @pytest.fixture()
 def versioned_server(exported_by_loss, tmp_path):
     """A server polling every 0.3 s over a base path holding one good version (1); its log in a file."""
     base = tmp_path / "models"
-    _versioned(base, exported_by_loss["bce"], version=1)
+    versioned(base, exported_by_loss["bce"], version=1)
     with running_server({"m": base}, tmp_path / "server.log", "--file_system_poll_wait_seconds", "0.3") as url:
         yield url, base, tmp_path / "server.log"
 
 
 def _states(url):
     return {v["version"]: (v["state"], v["status"]["error_message"])
-            for v in _http(f"{url}/v1/models/m")[1]["model_version_status"]}
+            for v in http(f"{url}/v1/models/m")[1]["model_version_status"]}
 
 
 def _wait_for(condition, seconds=60):
@@ -34,7 +33,7 @@ def _wait_for(condition, seconds=60):
 def test_a_broken_push_never_takes_the_model_down_and_deleting_the_newest_rolls_back(versioned_server):
     url, base, log = versioned_server
     client = ServingClient(url, "m")
-    serialized = _examples(ROWS)
+    serialized = raw_examples(SERVING_ROWS)
     expected = client.predict_examples(serialized)
 
     (base / "2").mkdir()
@@ -43,11 +42,11 @@ def test_a_broken_push_never_takes_the_model_down_and_deleting_the_newest_rolls_
     states = _states(url)
     assert states["1"] == ("AVAILABLE", "") and states["2"][0] == "END" and states["2"][1]
     np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)  # version 1 still serves
-    assert _http(f"{url}/v1/models/m/versions/2")[1]["model_version_status"][0]["state"] == "END"
+    assert http(f"{url}/v1/models/m/versions/2")[1]["model_version_status"][0]["state"] == "END"
     time.sleep(1.5)                                                   # several polls later ...
     assert open(log).read().count("version 2 at") == 1              # ... the failure was logged once
 
-    _copy_in_atomically(base, 1, 3)                                   # a good push, copied in atomically
+    copy_in_atomically(base, 1, 3)                                   # a good push, copied in atomically
     _wait_for(lambda: _states(url).get("3") == ("AVAILABLE", ""))
     assert "1" not in _states(url)                                    # one version served: the newest good one
     np.testing.assert_allclose(client.predict_examples(serialized), expected, rtol=1e-6)

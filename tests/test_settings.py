@@ -5,10 +5,7 @@ import json
 import pytest
 
 from settings import configs, fields, flags
-
-ENUMERATED = [(section, field) for section in configs.SECTIONS
-              for field in dataclasses.fields(getattr(configs.PipelineConfig(), section))
-              if field.metadata.get("choices")]
+from tests.helpers import ENUMERATED
 
 
 def _parse(argv, sections=(flags.PIPELINE,) + configs.SECTIONS):

@@ -8,10 +8,12 @@ import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from experiments import report, run as runner, study as study_lib
-from tests.conftest import ROOT, project_env
+from experiments import metrics, report, results, run as runner, stats, study as study_lib
+from trainer import diagnostics
+from tests.helpers import ROOT, project_env
 
 STUDIES = sorted(glob.glob(os.path.join(ROOT, "experiments", "studies", "*.json")))
 
@@ -41,10 +43,35 @@ def _write_study(tmp_path, **overrides):
     ({"variants": {"BCE": ["--loss", "bce", "--alpha", "0.5"]}, "baseline": "BCE"}, "invalid flags"),
     ({"expect": {"Nope": {"auc": 1}}}, r"unknown variants: \['Nope'\]"),
     ({"expect": {"BCE": {"auc": 2}}}, "directions -1 or 1"),
+    ({"seeds_at": {"--beta-pos=0.5": [1, 2]}}, r"seeds_at names \['--beta-pos=0.5'\], not swept values"),
+    ({"seeds_at": {"--beta-pos=0.1": [2, 2]}}, "distinct"),
+    ({"variant_flags_at": {"--beta-pos=0.1": {"Nope": ["--alpha", "0.5"]}}}, r"names \['Nope'\], not variants"),
+    ({"variant_flags_at": {"--beta-pos=0.1": {"BCE": ["--alpha", "0.5"]}}}, "invalid flags"),
+    ({"rule": {"variant": "Combined-Pair"}}, "read by the 'decisive' report only"),
+    ({"report": "decisive"}, "needs a rule with keys"),
+    ({"report": "decisive", "rule": {"variant": "BCE", "metric": "auc", "at": "--beta-pos=0.1", "paper_lift": 0}},
+     "a variant other than the baseline"),
+    ({"report": "decisive", "rule": {"variant": "Combined-Pair", "metric": "auc", "at": "--beta-pos=0.3",
+                                     "paper_lift": 0}}, "not a swept value"),
 ])
 def test_bad_study_configs_are_named(tmp_path, change, message):
     with pytest.raises(study_lib.StudyError, match=message):
         study_lib.load(_write_study(tmp_path, **change))
+
+
+def test_seeds_and_variant_flags_at_one_sweep_value_and_the_run_order(tmp_path):
+    study = study_lib.load(_write_study(
+        tmp_path, variants={"BCE": ["--loss", "bce"], "Combined-Pair": ["--loss", "combined_pair"]},
+        seeds_at={"--beta-pos=0.1": [1, 2, 3, 4]}, seeds=[1, 2],
+        variant_flags_at={"--beta-pos=0.1": {"Combined-Pair": ["--alpha", "0.7"]},
+                          "--beta-pos=1.0": {"Combined-Pair": ["--alpha", "0.9"]}}))
+    runs = study.runs()
+    assert [r.label for r in runs[:3]] == ["BCE beta-pos=1.0 seed=1", "Combined-Pair beta-pos=1.0 seed=1",
+                                           "BCE beta-pos=1.0 seed=2"]  # point, then seed, then variant
+    assert len(runs) == 2 * 2 + 4 * 2
+    alphas = {(r.variant, dict(r.sweep)["--beta-pos"]): r.settings.loss.alpha for r in runs}
+    assert alphas == {("BCE", "1.0"): None, ("BCE", "0.1"): None, ("Combined-Pair", "1.0"): 0.9,
+                      ("Combined-Pair", "0.1"): 0.7}
 
 
 def _records(study, auc_of, grad_of):
@@ -63,7 +90,9 @@ def _records(study, auc_of, grad_of):
                                                "val_weighted_bce": [0.45 - 0.01 * value]}},
                     "gradients_first_epoch": {k: [grad_of(run.variant, float(beta), run.seed)] * 4
                                               for k in ("grad_norm_negative_logits", "grad_norm_dnn",
-                                                        "grad_norm_cross")}})
+                                                        "grad_norm_cross")},
+                    "gradients_per_batch": {k: [grad_of(run.variant, float(beta), run.seed)] * 8
+                                            for k in diagnostics.GRADIENT_NORMS}})
     return out
 
 
@@ -94,13 +123,50 @@ def test_beta_sweep_verdicts_follow_the_intervals(tmp_path):
     assert verdicts == {"**Verdict, RQ1**": "reproduced", "**Verdict, RQ1 trend**": "reproduced",
                         "**Verdict, Finding 1**": "reproduced", "**Verdict, Finding 2**": "inconclusive (not significant)",
                         "**Verdict, Finding 3**": "reproduced", "**Verdict, Finding 4**": "reproduced",
-                        "**Verdict, Fig. 3, DNN**": "reproduced", "**Verdict, Fig. 3, cross network**": "reproduced"}
-    assert "Holm's correction over this report's 8 tested claims" in text
+                        **{f"**Verdict, Fig. 3, {layer} {statistic}**": "reproduced"
+                           for layer in ("bottom DNN layer", "first cross layer") for statistic in ("mean", "p90")}}
+    assert "Holm's correction over this report's 10 tested claims" in text
     assert "Produced by `python -m experiments.run" in text
     for figure in ("fig4_auc_bce.png", "fig2_negative_gradients.png", "fig3_dnn_cross_gradients.png",
                    "fig6_training_error.png"):
         png = tmp_path / "reports" / study.name / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
+
+
+def test_a_studys_notes_follow_their_claims_and_a_note_for_no_claim_is_refused(tmp_path):
+    study = study_lib.load(_write_study(tmp_path, notes={"RQ1 trend": "the easy data lets BCE catch up."}))
+    records = _records(study, lambda v, b, s: 0.8 + 0.001 * s, lambda v, b, s: 1.0)
+    lines = _report(tmp_path, study, records).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("**Verdict, RQ1 trend**"))
+    assert lines[at + 1] == "*Why it differs from the paper:* the easy data lets BCE catch up."
+    study = study_lib.load(_write_study(tmp_path, notes={"RQ9": "typo"}))
+    with pytest.raises(ValueError, match=r"notes name \['RQ9'\], which are not claims"):
+        _report(tmp_path, study, records)
+
+
+def test_auc_intervals_add_the_test_rows_delong_variance_when_runs_kept_their_scores(tmp_path):
+    study = study_lib.load(_write_study(tmp_path))
+    records = _records(study, lambda v, b, s: 0.8 + (0.001 * s if v == "BCE" else 0.001 * s + 0.002),
+                       lambda v, b, s: 1.0)  # the same +0.002 lift on every seed: no seed variance
+    seeds_only, logloss = (report.Table(study, records).versus_baseline("Combined-Pair", "0.1", metric)
+                           for metric in ("auc", "logloss"))
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=400) < 0.3).astype(float)
+    for record in records:
+        record["test_scores"] = metrics.encode_scores(labels, rng.uniform(size=400) * 0.5 + 0.5 * labels)
+    table = report.Table(study, records)
+    with_rows = table.versus_baseline("Combined-Pair", "0.1", "auc")
+    assert seeds_only.high - seeds_only.low == pytest.approx(0.0, abs=1e-12) and seeds_only.significant
+    assert with_rows.mean == pytest.approx(seeds_only.mean)
+    _, covariance = stats.delong(labels, np.stack([metrics.decode_scores(r["test_scores"])[1] for r in records
+                                                   if r["sweep"]["--beta-pos"] == "0.1"]))  # BCE, CP per seed
+    assert with_rows.high - with_rows.mean == pytest.approx(4.302653 * np.sqrt(  # t(0.975, 2); runs go seed, variant
+        np.tile([-1.0, 1.0], 3) @ covariance @ np.tile([-1.0, 1.0], 3) / 9), rel=1e-5)
+    assert table.versus_baseline("Combined-Pair", "0.1", "logloss") == logloss  # other metrics: seeds only
+    sparse = [r for r in records if r["sweep"]["--beta-pos"] == "0.1"]
+    sparse[0]["test_scores"] = metrics.encode_scores(1.0 - labels, rng.uniform(size=400))
+    with pytest.raises(ValueError, match="scored different test rows"):
+        report.Table(study, records).versus_baseline("Combined-Pair", "0.1", "auc")
 
 
 def test_no_difference_is_reported_as_not_significant(tmp_path):
@@ -138,7 +204,7 @@ def test_a_table_without_this_studys_runs_is_refused(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="no finished runs"):
         report.write_report(study, str(tmp_path / "empty.jsonl"), str(tmp_path / "r"))
-    assert runner.read_results(str(tmp_path / "missing.jsonl")) == {}
+    assert results.read(str(tmp_path / "missing.jsonl")) == {}
 
 
 def test_report_command_writes_the_report_or_names_what_is_missing(tmp_path, capsys):

@@ -3,8 +3,10 @@ import json
 import subprocess
 import sys
 
-from experiments import report, study as study_lib
-from tests.conftest import ROOT, project_env
+import pytest
+
+from experiments import report, run as runner, study as study_lib
+from tests.helpers import ROOT, project_env
 
 TINY_STUDY = {
     "title": "tiny", "report": "loss_table", "baseline": "BCE", "seeds": [1, 2],
@@ -63,3 +65,41 @@ def test_runner_writes_resumes_and_reports(demo_run, tmp_path):
     text = open(path).read()
     assert "| 0.5 | Combined-Pair |" in text and "- **Combined-Pair**, AUC up" in text and "Runs**: 4 of 4" in text
     assert (tmp_path / "r" / "tiny" / "fig8_calibration_buckets.png").read_bytes()[:4] == b"\x89PNG"
+
+
+TRUTH_STUDY = {
+    "title": "tiny decisive", "report": "decisive", "baseline": "BCE", "seeds": [1], "truth": True,
+    "seeds_at": {"--beta-pos=0.1": [1, 2]}, "data": ["--rows", "3000", "--max-cardinality", "300"],
+    "flags": ["--dnn-units", "16,16", "--embedding-dim", "4", "--cross-layers", "1", "--batch-size", "256",
+              "--epochs", "2"],
+    "variants": {"BCE": ["--loss", "bce"], "Combined-Pair": ["--loss", "combined_pair"]},
+    "variant_flags_at": {"--beta-pos=0.1": {"Combined-Pair": ["--alpha", "0.7"]}},
+    "sweep": {"--beta-pos": ["0.1", "1.0"]},
+    "rule": {"variant": "Combined-Pair", "metric": "expected_auc", "at": "--beta-pos=0.1", "paper_lift": 0.0008},
+}
+
+
+def test_a_truth_scored_study_on_generated_data_scores_the_served_model_row_by_row(tmp_path):
+    study = tmp_path / "decisive.json"
+    study.write_text(json.dumps(TRUTH_STUDY))
+    results = tmp_path / "results"
+    _run(["experiments.run", str(study), "--output-root", str(tmp_path / "work"), "--results-dir", str(results)])
+    records = _table(results / "decisive.jsonl")
+    assert [(r["variant"], r["sweep"]["--beta-pos"], r["seed"]) for r in records] == [
+        ("BCE", "0.1", 1), ("Combined-Pair", "0.1", 1), ("BCE", "0.1", 2), ("Combined-Pair", "0.1", 2),
+        ("BCE", "1.0", 1), ("Combined-Pair", "1.0", 1)]
+    assert [r["settings"]["loss"]["alpha"] for r in records if r["variant"] == "Combined-Pair"] == [0.7, 0.7, None]
+    for record in records:
+        final, first = record["truth"]["final"], record["truth"]["first_epoch"]
+        # the serving path (raw rows in line order) and the pipeline's test split score the same rows alike
+        assert final["auc"] == pytest.approx(record["test"]["auc"], abs=1e-9)
+        assert final["rows"] == first["rows"] == record["test"]["examples"] == record["data"]["truth"]["rows"]
+        assert final["expected_auc"] < record["data"]["truth"]["bayes_expected_auc"]
+        assert sum(b["rows"] for b in final["buckets"].values()) == final["rows"]
+        assert len(record["validation"]["history"]["val_auc"]) == 2
+    path = report.write_report(study_lib.load(str(study)), str(results / "decisive.jsonl"), str(tmp_path / "r"))
+    text = open(path).read()
+    assert "**Decision (pre-registered rule): " in text and "over 2 paired seeds" in text
+    assert "| <5 |" in text and "Runs**: 6 of 6; seeds [1], at --beta-pos=0.1: [1, 2]" in text
+    with pytest.raises(ValueError, match="only the generator's data has"):
+        runner.run_study(study_lib.load(str(study)), str(tmp_path / "w2"), source=str(study))

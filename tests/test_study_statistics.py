@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk_metrics
 
 from experiments import metrics, stats
 
@@ -113,3 +114,34 @@ def test_calibration_under_beta_pos_is_against_the_beta_weighted_click_rate():
     (bucket,) = metrics.calibration_buckets(labels, p, beta_pos=0.5, buckets=1)
     assert bucket["observed_ctr"] == pytest.approx(2 / 6) and bucket["weighted_rate"] == pytest.approx(reference)
     assert bucket["relative_bias"] == pytest.approx(p.mean() / reference - 1)
+
+
+def test_delong_matches_the_pairwise_definition_and_scikit_learns_auc():
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=300) < 0.3).astype(float)
+    scores = np.stack([rng.normal(size=300) + labels, np.round(rng.normal(size=300) + 0.5 * labels, 1)])  # ties
+    auc, covariance = stats.delong(labels, scores)
+    positives, negatives = scores[:, labels > 0.5], scores[:, labels < 0.5]
+    psi = (positives[:, :, None] > negatives[:, None, :]) + 0.5 * (positives[:, :, None] == negatives[:, None, :])
+    expected = np.cov(psi.mean(2)) / positives.shape[1] + np.cov(psi.mean(1)) / negatives.shape[1]
+    assert auc == pytest.approx([sk_metrics.roc_auc_score(labels, s) for s in scores])
+    np.testing.assert_allclose(covariance, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least 2 rows of each class"):
+        stats.delong(np.ones(5), np.zeros((1, 5)))
+
+
+def test_extra_variance_widens_the_paired_interval_by_hand():
+    # d = [0.010, 0.011, 0.012]: var(d)/3 = 1e-6/3; with 2e-6 more, se = sqrt(7/3) * 1e-3
+    difference = stats.paired_difference({1: 0.51, 2: 0.511, 3: 0.512}, {1: 0.5, 2: 0.5, 3: 0.5},
+                                         extra_variance=2e-6)
+    half = 4.302653 * math.sqrt(7.0 / 3.0) * 1e-3
+    assert (difference.low, difference.high) == pytest.approx((0.011 - half, 0.011 + half), abs=1e-7)
+    with pytest.raises(ValueError, match="extra_variance"):
+        stats.paired_difference({1: 0.1, 2: 0.2}, {1: 0.0, 2: 0.0}, extra_variance=-1.0)
+
+
+def test_test_scores_round_trip_exactly():
+    rng = np.random.default_rng(2)
+    labels, probabilities = (rng.uniform(size=1001) < 0.2).astype(float), rng.uniform(size=1001).astype(np.float32)
+    decoded_labels, decoded = metrics.decode_scores(metrics.encode_scores(labels, probabilities))
+    assert decoded_labels.tolist() == labels.tolist() and decoded.tolist() == probabilities.tolist()

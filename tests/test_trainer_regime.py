@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from settings import configs
-from tests.test_schedule import _EpochRecorder, _Interrupt
 from trainer import outside_pipeline, schedule
+from tests.helpers import EpochRecorder, Interrupt
 
 
 def _settings(seed=2024, epochs=2):
@@ -37,13 +37,13 @@ def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(pipeline_root
 def test_an_interrupted_trainer_resumes_from_its_last_epoch(pipeline_root, tmp_path, monkeypatch):
     settings, work = _settings(epochs=3), str(tmp_path / "trainer")
     original = schedule.callbacks
-    monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [_Interrupt(after_epoch=1)])
+    monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [Interrupt(after_epoch=1)])
     with pytest.raises(KeyboardInterrupt):
         outside_pipeline.train_and_export(pipeline_root, settings, work)
     resume_root = os.path.join(work, "resume")
     assert len(os.listdir(resume_root)) == 1          # the backup of the interrupted run
 
-    recorder = _EpochRecorder()
+    recorder = EpochRecorder()
     monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [recorder])
     export = outside_pipeline.train_and_export(pipeline_root, settings, work)
     assert recorder.epochs == [1, 2]                   # epoch 1 was not trained again
@@ -90,10 +90,10 @@ def test_a_trainer_resumed_in_new_executions_exports_the_best_epoch_from_before_
     scripted = _ScriptedValidation([0.9] + [0.5] * epochs)
     best = _TableAt(epoch=1)
     original = schedule.callbacks
-    recorder = _EpochRecorder()
+    recorder = EpochRecorder()
     for attempt in range(1, attempts + 1):
         last = attempt == attempts
-        extra = [recorder] if last else [_Interrupt(after_epoch=attempt + 1)]
+        extra = [recorder] if last else [Interrupt(after_epoch=attempt + 1)]
         monkeypatch.setattr(schedule, "callbacks",
                             lambda *a, extra=extra, **k: [scripted, best] + original(*a, **k) + extra)
         fn_args = FnArgs(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import verdict
-from tests.conftest import REAL_SAMPLE, ROOT, project_env
+from tests.helpers import REAL_SAMPLE, ROOT, project_env
 
 
 def test_folds_cover_every_row_once_in_near_equal_seeded_parts():

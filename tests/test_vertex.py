@@ -13,9 +13,8 @@ from tfx import v1 as tfx
 
 from pipeline import inputs, kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
-from tests.conftest import ROOT, project_env
-from tests.test_layers import ALLOWED
 from transforms import features
+from tests.helpers import ALLOWED, ROOT, project_env
 
 IMAGE = "gcr.io/p/img:1"
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/tmp"]

@@ -9,7 +9,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from transforms import rows, vocabularies
-from tests.conftest import REAL_SAMPLE
+from tests.helpers import REAL_SAMPLE
 
 FIELDS = ["C1", "C6", "C9", "C20"]  # C6, C9, C20 of the real sample have ties and repeated tokens
 
