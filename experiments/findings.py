@@ -114,22 +114,23 @@ def _fig3(table, other: str, sparse: str, figure_dir: str) -> Lines:
                     f"plots them at β_pos = 0.1 with α = 0.5; this study's {other} at β_pos = {sparse} has α = {alpha} "
                     "(the authors' α for that β_pos).", ""]
     for metric, _, _ in FIG3_METRICS:
-        lines += table.metric_table_lines(metric, variants, digits=7) + [""]
+        lines += table.metric_table_lines(metric, variants, digits=4) + [""]
     keys = {"grad_abs_mean_dnn": "grad_abs_mean_dnn_bottom", "grad_abs_p90_dnn": "grad_abs_p90_dnn_bottom",
             "grad_abs_mean_cross": "grad_abs_mean_cross_bottom", "grad_abs_p90_cross": "grad_abs_p90_cross_bottom"}
     panels = []
     for metric, layer, statistic in FIG3_METRICS:
-        curves = _mean_curves(table, variants, lambda r, key=keys[metric]: r["gradients_per_batch"][key])
+        curves = _mean_curves(table, variants,
+                              lambda r, key=keys[metric]: 1e6 * np.asarray(r["gradients_per_batch"][key]))
         panels.append((f"{layer}, {statistic}", next(lines_ for title, lines_ in curves
                                                      if title == f"β_pos = {sparse}")))
-    figure(lines, figures.curves(os.path.join(figure_dir, "fig3_dnn_cross_gradients.png"), panels, "|∂L/∂W|",
+    figure(lines, figures.curves(os.path.join(figure_dir, "fig3_dnn_cross_gradients.png"), panels, "|∂L/∂W| ×10⁻⁶",
                                  xlabel="batch (whole training)"),
            f"Fig. 3 on this data at β_pos = {sparse}: per-batch mean and p90 of the element-wise gradients, mean over "
            "seeds.")
     for metric, layer, statistic in FIG3_METRICS:
         lines += [Claim(f"**Verdict, Fig. 3, {layer} {statistic}**", f"{other}'s gradients are higher than BCE's",
                         f"{other} minus BCE at β_pos = {sparse}, whole training",
-                        table.versus_baseline(other, sparse, metric), +1, digits=7), ""]
+                        table.versus_baseline(other, sparse, metric), +1, digits=4), ""]
     return lines
 
 

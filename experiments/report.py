@@ -53,14 +53,11 @@ METRICS: Dict[str, Tuple[str, Callable[[Dict], float], Optional[bool]]] = {
                                           "grad_norm_negative_representations", [float("nan")]))), None),
     "grad_negatives_all": ("‖∂L/∂z‖ on negatives, mean over the whole training",
                            lambda r: _over_training(r, "grad_norm_negative_logits"), None),
-    "grad_abs_mean_dnn": ("bottom DNN layer, mean |∂L/∂W|, whole training",
-                          lambda r: _over_training(r, "grad_abs_mean_dnn_bottom"), None),
-    "grad_abs_p90_dnn": ("bottom DNN layer, p90 |∂L/∂W|, whole training",
-                         lambda r: _over_training(r, "grad_abs_p90_dnn_bottom"), None),
-    "grad_abs_mean_cross": ("first cross layer, mean |∂L/∂W|, whole training",
-                            lambda r: _over_training(r, "grad_abs_mean_cross_bottom"), None),
-    "grad_abs_p90_cross": ("first cross layer, p90 |∂L/∂W|, whole training",
-                           lambda r: _over_training(r, "grad_abs_p90_cross_bottom"), None),
+    **{f"grad_abs_{statistic}_{tower}": (f"{layer}, {statistic} |∂L/∂W| ×10⁻⁶, whole training",
+                                         lambda r, key=f"grad_abs_{statistic}_{tower}_bottom": 1e6 * _over_training(
+                                             r, key), None)
+       for tower, layer in (("dnn", "bottom DNN layer"), ("cross", "first cross layer"))
+       for statistic in ("mean", "p90")},
 }
 
 
@@ -186,6 +183,11 @@ def header(table: Table, results_path: str) -> List[str]:
     lines.append(f"- **Runs**: {len(records)} of {len(study.runs())}; seeds {study.seeds}{seeds_at}; "
                  + (f"{np.mean(seconds):.0f} s per run on average ({3600 / np.mean(seconds):.0f} runs/hour)."
                     if seconds else "none finished yet."))
+    shared = collections.Counter(r["trained_for"] for r in records if "trained_for" in r)
+    if shared:
+        lines.append("- **Shared runs**: " + "; ".join(
+            f"{count} trained for study {other} (the same data and settings), copied from its table"
+            for other, count in sorted(shared.items())) + ". Comparisons here and there rest on the same runs.")
     return lines + [""]
 
 

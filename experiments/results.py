@@ -6,7 +6,7 @@ run's id is derived from its line (`study.record_id`), never stored.
 import glob
 import json
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from experiments import study as study_lib
 from settings import configs
@@ -57,9 +57,12 @@ def table_path(study: study_lib.Study, results_dir: str, source: Optional[str]) 
     return os.path.join(results_dir, f"{study.name}{suffix}.jsonl")
 
 
-def other_tables(results_dir: str, own: str) -> Dict[str, Dict]:
-    found = {}
+def other_tables(results_dir: str, own: str) -> Dict[str, List[Dict]]:
+    """Run id -> every record of that run in the other tables under `results_dir` (a run trained for one study
+    and copied into others, or trained by older code and kept by a table not rerun since)."""
+    found: Dict[str, List[Dict]] = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.jsonl"))):
         if os.path.abspath(path) != os.path.abspath(own):
-            found.update(read(path))
+            for run_id, record in read(path).items():
+                found.setdefault(run_id, []).append(record)
     return found

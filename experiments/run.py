@@ -187,9 +187,11 @@ def run_study(study: study_lib.Study, output_root: str, results_dir: str = resul
     for run, rid, train_input in zip(runs, run_ids, train_inputs):
         if rid in done and holds_what_the_study_needs(done[rid], study):
             continue
-        if rid in elsewhere and holds_what_the_study_needs(elsewhere[rid], study):
-            record = dict(elsewhere[rid], study=study.name, variant=run.variant, label=run.label)
-            source_note = "copied from another study's table"
+        found = next((r for r in elsewhere.get(rid, []) if holds_what_the_study_needs(r, study)), None)
+        if found:
+            record = dict(found, study=study.name, variant=run.variant, label=run.label,
+                          trained_for=found.get("trained_for", found["study"]))
+            source_note = f"copied from study {record['trained_for']}'s table"
         else:
             if max_runs is not None and trained_now >= max_runs:
                 print(f"[study {study.name}] stopping after {max_runs} trained runs (--max-runs)", flush=True)

@@ -103,3 +103,18 @@ def test_a_truth_scored_study_on_generated_data_scores_the_served_model_row_by_r
     assert "| <5 |" in text and "Runs**: 6 of 6; seeds [1], at --beta-pos=0.1: [1, 2]" in text
     with pytest.raises(ValueError, match="only the generator's data has"):
         runner.run_study(study_lib.load(str(study)), str(tmp_path / "w2"), source=str(study))
+
+    # Another study asking for some of the same trainings on the same data copies them, and its report says so;
+    # a table sorted after, holding an older code's record of the same run (without the test scores), is passed over.
+    stale = [dict(r, study="zz_old") for r in records]
+    for record in stale:
+        del record["test_scores"]
+    (results / "zz_old.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    subset = tmp_path / "subset.json"
+    subset.write_text(json.dumps({**TRUTH_STUDY, "title": "subset", "sweep": {"--beta-pos": ["0.1"]}}))
+    out = _run(["experiments.run", str(subset), "--output-root", str(tmp_path / "work"), "--results-dir",
+                str(results)])
+    assert out.count("copied from study decisive's table") == 4 and "test AUC" not in out
+    assert {r["trained_for"] for r in _table(results / "subset.jsonl")} == {"decisive"}
+    path = report.write_report(study_lib.load(str(subset)), str(results / "subset.jsonl"), str(tmp_path / "r"))
+    assert "**Shared runs**: 4 trained for study decisive" in open(path).read()

@@ -60,20 +60,23 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor, training: bool = False) -> tf.Tensor:
         """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]. An id outside its
         field's range [0, size) is refused (it would read another field's rows of the shared table)."""
-        self._check_ids(categorical_ids)
-        rows = tf.gather(self.categorical_table, categorical_ids + self._offsets)       # [B, C, d]
+        rows = tf.gather(self.categorical_table, self._checked(categorical_ids) + self._offsets)  # [B, C, d]
         if training and self.regularization == "batch" and self.embedding_l2:
             self.add_loss(self.embedding_l2 * tf.reduce_sum(tf.square(rows)))
         numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
         fields = tf.concat([tf.cast(numeric, rows.dtype), rows], axis=1)               # [B, F, d]
         return tf.reshape(fields, [-1, (self.num_numeric + len(self.vocabulary_sizes)) * self.embedding_dim])
 
-    def _check_ids(self, categorical_ids: tf.Tensor) -> None:
+    def _checked(self, categorical_ids: tf.Tensor) -> tf.Tensor:
+        """The ids, once the check that each is inside its field's range has passed: in a traced graph the
+        lookup depends on the check, which otherwise may run after it (and the lookup fail first, or read)."""
         outside = (categorical_ids < 0) | (categorical_ids >= self._sizes)                  # [B, C]
         first = tf.where(outside)[:1]                                                      # [row, field]
         message = tf.strings.format("categorical id {} is outside [0, {}), the ids of field C{}", (
             tf.gather_nd(categorical_ids, first), tf.gather(self._sizes, first[:, 1]), first[:, 1] + 1))
-        tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message])
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message])
+        with tf.control_dependencies([check] if check is not None else []):
+            return tf.identity(categorical_ids)
 
     def get_config(self) -> Dict:
         return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
