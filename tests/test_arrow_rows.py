@@ -1,4 +1,5 @@
 """Arrow's batch parse of tab-separated lines against `parse_row`, the one validator."""
+import pytest
 import hypothesis
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,6 +59,7 @@ def test_arrow_takes_every_form_parse_row_takes_as_it_stands():
     st.lists(st.sampled_from(TAKEN_TOKENS), min_size=26, max_size=26),
     st.lists(st.tuples(st.integers(0, features.NUM_COLUMNS), st.sampled_from(TRICKY_FIELDS)), max_size=2)),
     min_size=1, max_size=6))
+@pytest.mark.e2e
 def test_arrow_parsing_takes_only_lines_parse_row_takes_as_they_stand(raw_rows):
     """Whatever fields a batch's lines have, Arrow's batch is parse_row's, or it leaves the batch to
     parse_row. A line has up to two fields replaced by a tricky one (or one appended, at index 40)."""
@@ -72,6 +74,7 @@ def test_arrow_parsing_takes_only_lines_parse_row_takes_as_they_stand(raw_rows):
         assert parsed.equals(_parsed_one_by_one(lines))
 
 
+@pytest.mark.e2e
 def test_the_whitespace_arrow_refuses_is_what_str_strip_removes():
     """Every character `str.isspace()` accepts but the tab, which separates the fields, and no other,
     pads a field at either end."""

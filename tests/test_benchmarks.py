@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers import ROOT, project_env
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def test_tensorflow_and_pytorch_get_the_same_thread_count():
     code = ("from benchmarks import trainer_speed as t\n"

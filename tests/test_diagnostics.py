@@ -32,6 +32,7 @@ def _logits(model, x):
     return model.ctr_model(x).numpy().ravel().astype(np.float64)
 
 
+@pytest.mark.e2e
 def test_bce_negative_logit_gradient_norm_is_eq_10():
     x, y = _sparse_batch()
     model = _compiled(diagnostics.DiagnosedTrainingModel, losses.get_loss("bce"))
@@ -43,6 +44,7 @@ def test_bce_negative_logit_gradient_norm_is_eq_10():
     assert logs["grad_norm_dnn"] > 0.0 and logs["grad_norm_cross"] > 0.0
 
 
+@pytest.mark.e2e
 def test_combined_pair_negative_logit_gradient_is_eq_8_to_13():
     x, y = _sparse_batch()
     alpha = 0.7
@@ -56,6 +58,7 @@ def test_combined_pair_negative_logit_gradient_is_eq_8_to_13():
     assert logs["grad_norm_negative_logits"] == pytest.approx(np.linalg.norm(gradient), rel=1e-4)
 
 
+@pytest.mark.e2e
 def test_diagnosed_step_updates_weights_exactly_like_the_plain_step():
     x, y = _sparse_batch(seed=2)
     loss = losses.get_loss("combined_pair", alpha=0.5)
@@ -71,6 +74,7 @@ def test_diagnosed_step_updates_weights_exactly_like_the_plain_step():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.e2e
 def test_logger_writes_every_batch_and_window_summaries(tmp_path):
     x, y = _sparse_batch(n=256, positives=40)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)         # 8 batches
@@ -122,6 +126,7 @@ def test_nearest_rank_quantile_is_numpys_inverted_cdf():
             np.percentile(values, 100 * q, method="inverted_cdf"))
 
 
+@pytest.mark.e2e
 def test_the_representation_gradient_shows_what_combined_contrastive_adds_beyond_its_logits():
     """BCE: ∂L/∂h_j = (∂L/∂z_j)·w, so the norms differ by ‖w‖. Combined-Contrastive: on the logits exactly α
     times BCE's (its extra term does not read them); on the representations not, where that term acts."""

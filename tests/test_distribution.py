@@ -8,6 +8,8 @@ import pytest
 from trainer import distribution
 from tests.helpers import ROOT, project_env
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def _tf_config(monkeypatch, cluster, task_type, index=0):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}}))

@@ -8,6 +8,8 @@ import pytest
 from settings import fields
 from tests.helpers import ENUMERATED, ROOT, project_env
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 BAD = {"--loss": "hinge", "--optimizer": "sgd", "--precision": "float16", "--structure": "stacked2",
        "--embedding-regularization": "rows"}
 BAD_ARGV = [token for flag, value in BAD.items() for token in (flag, value)]

@@ -14,6 +14,8 @@ from transforms import features
 from transforms.schema import load_schema
 from tests.helpers import evaluate, examples_artifact
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def test_the_evaluated_features_are_the_labels_weights_and_slice_keys():
     assert evaluator.evaluated_feature_names(pipeline_lib.eval_config(0.5)) == {features.LABEL_KEY}

@@ -24,6 +24,8 @@ from transforms.schema import load_schema
 from transforms.splits import SPLITS
 from tests.helpers import TRAIN_FILES, examples_artifact
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def _statistics(executor_class, examples, out_dir):
     statistics = standard_artifacts.ExampleStatistics()

@@ -39,6 +39,7 @@ def test_parse_row_names_what_is_wrong(text, reason):
         rows.parse_row(text, "\t")
 
 
+@pytest.mark.e2e
 def test_injected_bad_rows_land_in_dead_letters_and_counts_reconcile(tmp_path, generated_tsv):
     source, report = generated_tsv
     with open(source) as f:
@@ -157,6 +158,7 @@ def test_line_numbers_splits_and_counts_hold_across_batch_boundaries(tmp_path, m
         assert sorted(e.features.feature["I1"].int64_list.value[0] for e in split_examples(out, split)) == good
 
 
+@pytest.mark.e2e
 def test_rows_lost_between_reader_and_writers_fail_the_job_naming_the_split(tmp_path, monkeypatch):
     """Line by line (Arrow refusing the batch) and through Arrow's batch."""
     path = tmp_path / "rows.tsv"

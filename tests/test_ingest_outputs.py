@@ -8,6 +8,8 @@ from ingestion import convert, staged_output
 from transforms import rows, splits
 from tests.helpers import dead_letters, good_row, split_examples
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def _split_files(output_dir):
     return {split: sorted(glob.glob(os.path.join(output_dir, splits.split_dir_name(split), "*")))

@@ -48,6 +48,7 @@ def test_the_dependency_graph_has_no_cycle():
     ("serving.client", ("apache_beam", "tensorflow_transform", "tfx")),  # a client parses a row without Beam
     ("serving.server", ("apache_beam", "tensorflow_transform", "tfx")),
 ])
+@pytest.mark.e2e
 def test_light_modules_load_no_heavy_framework(module, forbidden):
     code = f"import sys, {module}; print(sorted(m for m in {forbidden!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=project_env(), capture_output=True, text=True,
@@ -56,6 +57,7 @@ def test_light_modules_load_no_heavy_framework(module, forbidden):
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.e2e
 def test_a_local_pipeline_and_the_trainer_do_not_load_vertex_ai():
     # `from tfx import v1` loads google-cloud-aiplatform (about 5 s a process); only a Vertex AI Trainer needs it.
     code = ("import sys, trainer.task; from pipeline import local_runner, pipeline; from settings import configs; "

@@ -46,6 +46,7 @@ def test_get_config_round_trip(name):
         float(restored(tf.constant(Y, tf.float32), tf.constant(y_pred, tf.float32))))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ALL_LOSSES)
 def test_model_compiled_with_each_loss_saves_and_reloads(name, tmp_path):
     width = {losses.LOGIT: 1, losses.TWO_LOGITS: 2, losses.LOGIT_AND_REPRESENTATION: 5}[losses.LOSSES[name].INPUT]

@@ -14,6 +14,8 @@ from pipeline import large_batches, materialize
 from transforms.splits import SPLITS
 from tests.helpers import TRAIN_FILES, assert_same_examples, examples_artifact, read_examples
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def _run(executor_class, ingested, out_dir):
     examples, schema_dir = ingested

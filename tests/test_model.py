@@ -53,6 +53,7 @@ def test_unknown_structure_is_refused():
         model_lib.DCNV2(SMALL_VOCAB, ModelConfig(structure="diagonal"))
 
 
+@pytest.mark.e2e
 def test_trains_one_step_and_loss_drops_on_repeated_batch():
     tf.keras.utils.set_random_seed(1)
     model = model_lib.DCNV2(SMALL_VOCAB, ModelConfig(dnn_units=(16,), embedding_dim=4, dropout=0.0))
@@ -107,6 +108,7 @@ def _transform_output_with_oov_buckets(tmp_path, num_oov_buckets):
     return tft.TFTransformOutput(str(tmp_path / "transform_fn"))
 
 
+@pytest.mark.e2e
 def test_with_several_oov_buckets_every_fields_unseen_tokens_read_that_fields_own_rows(tmp_path):
     """The Trainer sizes each field from the Transform output (2 tokens + 5 OOV buckets), never from a second
     copy of the setting; an unseen token of any field then reads a row of that field's block."""

@@ -1,4 +1,5 @@
 """Multi-worker training: a chief and a worker on loopback run `run_fn` under MultiWorkerMirroredStrategy."""
+import pytest
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import tensorflow as tf
 from pipeline import portable_beam
 from tests.helpers import ROOT, project_env
 from transforms import rows
+
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
 
 # Runs run_fn as one task of the cluster; keeps the trained weights (to compare workers) and the log.
 TASK_SCRIPT = """

@@ -22,6 +22,8 @@ from pipeline import portable_beam
 from serving.client import ServingClient
 from tests.helpers import ROOT, SERVING_ROWS, SMALL_MODEL, free_port, project_env, raw_examples, running_server
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 BUCKET = "rankloss-test"
 GCS_BUCKET = "rankloss-gcs-test"
 SECRET = "s3-secret-that-must-not-be-logged"

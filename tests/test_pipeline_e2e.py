@@ -1,4 +1,5 @@
 """End to end: the README's main command, the pushed SavedModel, and the tfx CLI path."""
+import pytest
 import os
 import re
 import subprocess
@@ -11,6 +12,8 @@ from tfx import v1 as tfx
 from settings import configs
 from transforms import rows
 from tests.helpers import DEMO_ROWS, ROOT, project_env
+
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
 
 
 def _trainer_executions(output_root):

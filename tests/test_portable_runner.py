@@ -20,6 +20,8 @@ from pipeline import beam_dependencies, portable_beam
 from transforms.splits import SPLITS
 from tests.helpers import assert_same_examples, read_examples
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 @pytest.fixture(scope="module")
 def portable_beam_args(tmp_path_factory):

@@ -12,6 +12,8 @@ from transforms import rows
 from transforms import features, preprocessing, schema
 from tests.helpers import REAL_SAMPLE
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 xf = features.transformed_name
 
 

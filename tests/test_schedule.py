@@ -76,6 +76,7 @@ def test_state_is_written_each_epoch_and_trimmed_on_resume(tmp_path):
     assert resumed.history == [0.5, 0.6] and resumed.best_epoch == 2
 
 
+@pytest.mark.e2e
 def test_an_interrupted_fit_resumes_with_model_optimizer_and_schedule(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 3)).astype(np.float32)

@@ -16,6 +16,8 @@ from serving.client import ServingClient
 from transforms import features
 from tests.helpers import ROOT, SERVING_ROWS, copy_in_atomically, http, project_env, raw_examples, running_server, versioned
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 @pytest.fixture(scope="module")
 def server(demo_run, exported_by_loss, tmp_path_factory):

@@ -8,6 +8,8 @@ import pytest
 from serving.client import ServingClient, ServingError
 from tests.helpers import SERVING_ROWS, copy_in_atomically, http, raw_examples, running_server, versioned
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 @pytest.fixture()
 def versioned_server(exported_by_loss, tmp_path):

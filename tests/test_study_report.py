@@ -227,6 +227,7 @@ def test_runs_of_an_edited_config_are_left_out(tmp_path):
     assert "Runs**: 6 of 6" in _report(tmp_path, study, records + [stale])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
 def test_each_committed_report_regenerates_from_the_committed_results_by_the_command_at_its_top(path, tmp_path):
     name = os.path.splitext(os.path.basename(path))[0]

@@ -8,6 +8,8 @@ import pytest
 from experiments import report, run as runner, study as study_lib
 from tests.helpers import ROOT, project_env
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 TINY_STUDY = {
     "title": "tiny", "report": "loss_table", "baseline": "BCE", "seeds": [1, 2],
     "flags": ["--dnn-units", "16,16", "--embedding-dim", "4", "--cross-layers", "1", "--batch-size", "256",

@@ -6,6 +6,8 @@ import tensorflow as tf
 from serving import contract
 from serving.fingerprint import signature_fingerprint
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 @pytest.fixture(scope="module")
 def loaded_by_loss(exported_by_loss):

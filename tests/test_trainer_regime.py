@@ -9,6 +9,8 @@ from settings import configs
 from trainer import outside_pipeline, schedule
 from tests.helpers import EpochRecorder, Interrupt
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 
 def _settings(seed=2024, epochs=2):
     return configs.TrainerSettings(

@@ -17,6 +17,7 @@ def test_folds_cover_every_row_once_in_near_equal_seeded_parts():
     assert not np.array_equal(fold, verdict.fold_of_rows(103, 5, seed=5))
 
 
+@pytest.mark.e2e
 def test_the_paired_bootstrap_sees_a_real_lift_and_no_lift_where_there_is_none():
     rng = np.random.default_rng(0)
     labels = (rng.random(3000) < 0.3).astype(float)
@@ -35,6 +36,7 @@ def test_the_rule_is_the_preregistered_one(low, high, said):
     assert verdict.rule({"lift": (low + high) / 2, "low": low, "high": high}).startswith(said)
 
 
+@pytest.mark.e2e
 def test_the_command_gives_a_verdict_on_the_real_criteo_sample(tmp_path):
     out = tmp_path / "verdict.json"
     command = [sys.executable, "-m", "experiments.verdict", "--input", REAL_SAMPLE, "--format", "csv",

@@ -16,6 +16,8 @@ from settings import configs
 from transforms import features
 from tests.helpers import ALLOWED, ROOT, project_env
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 IMAGE = "gcr.io/p/img:1"
 DATAFLOW = ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/tmp"]
 

@@ -11,6 +11,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from transforms import rows, vocabularies
 from tests.helpers import REAL_SAMPLE
 
+pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
+
 FIELDS = ["C1", "C6", "C9", "C20"]  # C6, C9, C20 of the real sample have ties and repeated tokens
 
 
