@@ -51,7 +51,7 @@ def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, beta_pos:
     return out
 
 
-def test_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> Dict:
+def split_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> Dict:
     labels = np.asarray(labels, np.float64).reshape(-1)
     probabilities = np.asarray(probabilities, np.float64).reshape(-1)
     if labels.shape != probabilities.shape or labels.size == 0:

@@ -122,7 +122,7 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str,
     feature_spec = shared.transform_output.transformed_feature_spec()
     labels, probabilities = predictions(trained, shared.files("test"), feature_spec, settings.train.batch_size)
     record = {
-        "test": metrics.test_metrics(labels, probabilities, settings.loss.beta_pos),
+        "test": metrics.split_metrics(labels, probabilities, settings.loss.beta_pos),
         "test_scores": metrics.encode_scores(labels, probabilities),
         "validation": {"history": {k: [float(v) for v in values] for k, values in trained.history.items()},
                        "best_epoch": trained.validation.best_epoch},
@@ -143,7 +143,7 @@ def train_run(run: study_lib.Run, shared: SharedData, work_dir: str,
 
 def _truth_scorer(study: study_lib.Study, shared: SharedData) -> truth.Scorer:
     """The test split redrawn from the generator, checked against what ingestion wrote, and its scorer."""
-    test = truth.test_truth(study_lib.data_config(study).data)
+    test = truth.redraw_test_split(study_lib.data_config(study).data)
     written = shared.description["rows"]["test"]
     if test.labels.size != written:
         raise ValueError(f"the generator's test split has {test.labels.size} rows, the ingested one {written}: "

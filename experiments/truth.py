@@ -71,7 +71,7 @@ def bucket_of(counts: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class TestTruth:
+class HeldOutTruth:
     """The generator's test split in line order: raw serialized examples, labels, true probabilities, buckets."""
 
     examples: List[bytes]
@@ -106,7 +106,7 @@ class TestTruth:
         return out
 
 
-def test_truth(data: DataConfig) -> TestTruth:
+def redraw_test_split(data: DataConfig) -> HeldOutTruth:
     """Redraws the generator's rows (`ingestion.generate.draw_rows`, deterministic in `data`) and keeps the test
     split's, each bucketed by its rarest id's count in the train split."""
     truth = generate.GroundTruth(data.seed, data.ctr, data.max_cardinality)
@@ -116,14 +116,14 @@ def test_truth(data: DataConfig) -> TestTruth:
     train, test = split == splits.SPLITS.index("train"), split == splits.SPLITS.index("test")
     lines = generate.format_rows(truth, labels[test], ranks[test], numeric[test]).splitlines()
     examples = rows.to_examples([rows.parse_row(line, rows.DELIMITERS["tsv"]) for line in lines])
-    return TestTruth(examples, labels[test].astype(np.float64), probabilities[test],
+    return HeldOutTruth(examples, labels[test].astype(np.float64), probabilities[test],
                      bucket_of(rarest_id_counts(ranks[train], ranks[test])))
 
 
 class Scorer:
     """Scores the test rows through the serving path: raw examples -> Transform graph -> model -> calibration."""
 
-    def __init__(self, truth: TestTruth, tf_transform_output, batch_size: int = 4096):
+    def __init__(self, truth: HeldOutTruth, tf_transform_output, batch_size: int = 4096):
         self.truth = truth
         self._transform = tf_transform_output.transform_features_layer()
         spec = tf_transform_output.raw_feature_spec()

@@ -85,3 +85,10 @@ def test_keras_2_is_selected_in_one_python_place():
     for package in set(ALLOWED) - {"settings"}:  # every other package loads it before anything else
         first = ast.parse(open(os.path.join(ROOT, package, "__init__.py"), encoding="utf-8").read()).body[1]
         assert isinstance(first, ast.Import) and first.names[0].name == "settings", package
+
+
+def test_no_function_outside_the_tests_is_named_like_a_test():
+    named = [f"{os.path.relpath(path, ROOT)}:{node.lineno} {node.name}" for package in ALLOWED
+             for path in _modules(package) for node in ast.walk(ast.parse(open(path, encoding="utf-8").read()))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")]
+    assert named == []  # pytest or a reader would take them for tests

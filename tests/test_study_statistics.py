@@ -53,10 +53,10 @@ def test_weighted_bce_is_eq_15():
     assert metrics.weighted_bce(np.array([1, 0]), np.array([0.8, 0.2]), 1.0) == pytest.approx(-math.log(0.8))
 
 
-def test_test_metrics_by_hand():
+def test_split_metrics_by_hand():
     labels = np.array([0, 0, 1, 1, 0, 1])
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
-    result = metrics.test_metrics(labels, p, beta_pos=1.0)
+    result = metrics.split_metrics(labels, p, beta_pos=1.0)
     assert result["auc"] == pytest.approx(8 / 9)  # pairs (pos > neg): 0.35 loses to 0.4 only
     assert result["calibration"] == pytest.approx(p.mean() / 0.5)
     assert result["logloss"] == pytest.approx(metrics.weighted_bce(labels, p, 1.0))
@@ -66,7 +66,7 @@ def test_test_metrics_by_hand():
     assert buckets[1]["relative_bias"] == pytest.approx(0.375 / 0.5 - 1.0)
     assert math.isnan(buckets[0]["relative_bias"])                             # no click: bias undefined
     with pytest.raises(ValueError, match="one class"):
-        metrics.test_metrics(np.zeros(3), np.full(3, 0.2), 1.0)
+        metrics.split_metrics(np.zeros(3), np.full(3, 0.2), 1.0)
 
 
 def test_paired_p_value_by_hand():
@@ -109,7 +109,7 @@ def test_calibration_under_beta_pos_is_against_the_beta_weighted_click_rate():
     p = np.array([0.2, 0.1, 0.1, 0.1, 0.2, 0.1])
     reference = 0.5 * 2 / (0.5 * 2 + 4)                             # Σ w·y / Σ w with β_pos = 0.5: 0.2
     assert metrics.weighted_rate(labels, 0.5) == pytest.approx(reference)
-    result = metrics.test_metrics(labels, p, beta_pos=0.5)
+    result = metrics.split_metrics(labels, p, beta_pos=0.5)
     assert result["calibration"] == pytest.approx(p.mean() / reference)
     (bucket,) = metrics.calibration_buckets(labels, p, beta_pos=0.5, buckets=1)
     assert bucket["observed_ctr"] == pytest.approx(2 / 6) and bucket["weighted_rate"] == pytest.approx(reference)

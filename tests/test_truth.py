@@ -64,7 +64,7 @@ def test_a_rows_frequency_is_its_rarest_present_ids_train_count():
 def test_the_redrawn_test_split_is_the_generators_written_one(tmp_path):
     data = DataConfig(num_rows=3000, max_cardinality=200)
     report = generate.generate(str(tmp_path / "logs.tsv"), data.num_rows, data.ctr, data.seed, data.max_cardinality)
-    test = truth.test_truth(data)
+    test = truth.redraw_test_split(data)
     assert test.labels.size == report["splits"]["test"]["rows"] == len(test.examples)
     assert test.labels.mean() == pytest.approx(report["splits"]["test"]["ctr"])
     assert sk_metrics.roc_auc_score(test.labels, test.probabilities) == pytest.approx(
