@@ -3,8 +3,10 @@
 - AUC (scikit-learn), plain logloss, and the paper's β_pos-weighted BCE (Eq. 15):
       L = -1/N Σ_i [β_pos · y_i · log p_i + (1 - y_i) · log(1 - p_i)],
   and the same sum per unit weight (÷ Σ_i w_i, w = β_pos on a positive), the paper's reported figures;
-- calibration: mean predicted CTR / the β-weighted click rate Σ w·y / Σ w, the rate a model trained
-  with positives weighing β_pos estimates (1 is calibrated; the plain CTR when β_pos = 1);
+- calibration: the mean prediction over the β-weighted click rate Σ w·y / Σ w of the rows each prediction
+  decile holds (`calibration`; 1 is calibrated): a model trained with positives weighing β_pos estimates
+  q = β·p / (β·p + 1 - p) row by row, and as q is not linear in p, its mean is not the split's one weighted
+  rate (the plain CTR when β_pos = 1, where both references agree closely);
 - calibration per predicted-CTR bucket (Fig. 8): equal-count buckets of the predictions, each with
   its mean prediction, observed CTR, β-weighted rate and relative bias (mean prediction / that rate - 1).
 """
@@ -51,6 +53,12 @@ def calibration_buckets(labels: np.ndarray, probabilities: np.ndarray, beta_pos:
     return out
 
 
+def calibration(buckets: List[Dict[str, float]]) -> float:
+    """Σ_b n_b·(mean prediction)_b / Σ_b n_b·(β-weighted click rate)_b over `calibration_buckets`."""
+    predicted = sum(b["count"] * b["mean_prediction"] for b in buckets)
+    return float(predicted / sum(b["count"] * b["weighted_rate"] for b in buckets))
+
+
 def split_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float) -> Dict:
     labels = np.asarray(labels, np.float64).reshape(-1)
     probabilities = np.asarray(probabilities, np.float64).reshape(-1)
@@ -59,14 +67,15 @@ def split_metrics(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float
     if len(np.unique(labels)) < 2:
         raise ValueError("the test split has one class only: AUC is undefined")
     p = np.clip(probabilities, EPSILON, 1.0 - EPSILON)
+    buckets = calibration_buckets(labels, probabilities, beta_pos)
     return {
         "examples": int(labels.size),
         "auc": float(sk_metrics.roc_auc_score(labels, probabilities)),
         "logloss": float(sk_metrics.log_loss(labels, p, labels=[0, 1])),
         "weighted_bce": weighted_bce(labels, probabilities, beta_pos),
         "weighted_bce_per_weight": weighted_bce(labels, probabilities, beta_pos, per="weight"),
-        "calibration": float(probabilities.mean() / weighted_rate(labels, beta_pos)),
-        "calibration_buckets": calibration_buckets(labels, probabilities, beta_pos),
+        "calibration": calibration(buckets),
+        "calibration_buckets": buckets,
     }
 
 

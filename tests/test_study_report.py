@@ -85,7 +85,8 @@ def _records(study, auc_of, grad_of):
                     "settings": run.settings.to_custom_config(), "data": {"key": "d", "source": "test"},
                     "test": {"auc": value, "weighted_bce": 1 - value, "weighted_bce_per_weight": 1.1 - value,
                              "logloss": 1 - value, "calibration": 1.0,
-                             "calibration_buckets": [{"relative_bias": 0.1 * i} for i in range(3)]},
+                             "calibration_buckets": [{"relative_bias": 0.1 * i, "count": 10, "mean_prediction": 0.2,
+                                                      "weighted_rate": 0.2 / (1 + 0.1 * i)} for i in range(3)]},
                     "validation": {"history": {"weighted_bce": [0.5, 0.4 + 0.01 * run.seed][:1 + run.seed % 2],
                                                "val_weighted_bce": [0.45 - 0.01 * value]}},
                     "gradients_first_epoch": {k: [grad_of(run.variant, float(beta), run.seed)] * 4

@@ -58,7 +58,7 @@ def test_split_metrics_by_hand():
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
     result = metrics.split_metrics(labels, p, beta_pos=1.0)
     assert result["auc"] == pytest.approx(8 / 9)  # pairs (pos > neg): 0.35 loses to 0.4 only
-    assert result["calibration"] == pytest.approx(p.mean() / 0.5)
+    assert result["calibration"] == pytest.approx(p.mean() / 0.5)  # deciles 0, 0.5 and 1: 0.5 on average
     assert result["logloss"] == pytest.approx(metrics.weighted_bce(labels, p, 1.0))
     buckets = metrics.calibration_buckets(labels, p, buckets=3)
     assert [b["count"] for b in buckets] == [2, 2, 2]
@@ -109,8 +109,6 @@ def test_calibration_under_beta_pos_is_against_the_beta_weighted_click_rate():
     p = np.array([0.2, 0.1, 0.1, 0.1, 0.2, 0.1])
     reference = 0.5 * 2 / (0.5 * 2 + 4)                             # Σ w·y / Σ w with β_pos = 0.5: 0.2
     assert metrics.weighted_rate(labels, 0.5) == pytest.approx(reference)
-    result = metrics.split_metrics(labels, p, beta_pos=0.5)
-    assert result["calibration"] == pytest.approx(p.mean() / reference)
     (bucket,) = metrics.calibration_buckets(labels, p, beta_pos=0.5, buckets=1)
     assert bucket["observed_ctr"] == pytest.approx(2 / 6) and bucket["weighted_rate"] == pytest.approx(reference)
     assert bucket["relative_bias"] == pytest.approx(p.mean() / reference - 1)
@@ -145,3 +143,14 @@ def test_test_scores_round_trip_exactly():
     labels, probabilities = (rng.uniform(size=1001) < 0.2).astype(float), rng.uniform(size=1001).astype(np.float32)
     decoded_labels, decoded = metrics.decode_scores(metrics.encode_scores(labels, probabilities))
     assert decoded_labels.tolist() == labels.tolist() and decoded.tolist() == probabilities.tolist()
+
+
+def test_a_model_exact_row_by_row_under_beta_pos_is_calibrated():
+    # 1,000 rows of p = 0.8 (800 clicks) and 9,000 of p = 0.05 (450 clicks, one in 20), β_pos 0.1: a model exact row
+    # by row predicts q = βp / (βp + 1 - p), 0.2857 and 0.005236. Each prediction decile's β-weighted click rate is
+    # its q, so the model is calibrated (1); the split's one weighted rate, 125 / 8,875, would call it 2.36.
+    labels = np.r_[np.arange(9000) % 20 == 0, np.arange(1000) < 800].astype(float)
+    p = np.r_[np.full(9000, 0.05), np.full(1000, 0.8)]
+    q = 0.1 * p / (0.1 * p + 1 - p)
+    assert metrics.split_metrics(labels, q, beta_pos=0.1)["calibration"] == pytest.approx(1.0)
+    assert q.mean() / metrics.weighted_rate(labels, 0.1) == pytest.approx(2.363, abs=1e-3)
