@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from experiments import claims, decisive, findings, metrics, results, stats, study as study_lib, truth
+from experiments import claims, decisive, findings, metrics, results, run as runner, stats, study as study_lib, truth
 from settings import configs
 
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
@@ -192,9 +192,19 @@ def header(table: Table, results_path: str) -> List[str]:
     return lines + [""]
 
 
+def on_the_configured_data(study: study_lib.Study, records: List[Dict]) -> List[Dict]:
+    """The records of runs on the data the study's config names now: a config whose generator flags changed
+    keeps its older runs in the table, and they are not this study's any more (data from --input or a
+    pipeline is named by the table instead)."""
+    if not records or any(r["data"].get("source") != "generator" for r in records):
+        return records
+    key = runner.data_key(study_lib.data_config(study), None)
+    return [r for r in records if r["data"]["key"] == key]
+
+
 def write_report(study: study_lib.Study, results_path: str, out_dir: str = REPORTS_DIR) -> str:
     """Writes `<out_dir>/<study>.md` and its figures under `<out_dir>/<study>/`; returns the report's path."""
-    table = Table(study, list(results.read(results_path).values()))
+    table = Table(study, on_the_configured_data(study, list(results.read(results_path).values())))
     if not table.records:
         raise ValueError(f"no finished runs of study {study.name!r} in {results_path}: run experiments.run first")
     figure_dir = os.path.join(out_dir, study.name)

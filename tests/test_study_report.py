@@ -134,6 +134,17 @@ def test_beta_sweep_verdicts_follow_the_intervals(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
 
+def test_runs_on_other_generated_data_than_the_config_names_are_left_out(tmp_path):
+    study = study_lib.load(_write_study(tmp_path))
+    records = _records(study, lambda v, b, s: 0.8, lambda v, b, s: 1.0)
+    key = runner.data_key(study_lib.data_config(study), None)
+    for record in records:
+        record["data"] = {"key": key, "source": "generator"}
+    older = [dict(r, data={"key": "other", "source": "generator"}) for r in records]
+    assert report.on_the_configured_data(study, older + records) == records
+    assert report.on_the_configured_data(study, older) == []
+
+
 def test_a_studys_notes_follow_their_claims_and_a_note_for_no_claim_is_refused(tmp_path):
     study = study_lib.load(_write_study(tmp_path, notes={"RQ1 trend": "the easy data lets BCE catch up."}))
     records = _records(study, lambda v, b, s: 0.8 + 0.001 * s, lambda v, b, s: 1.0)
