@@ -204,6 +204,9 @@ def on_the_configured_data(study: study_lib.Study, records: List[Dict]) -> List[
 
 def write_report(study: study_lib.Study, results_path: str, out_dir: str = REPORTS_DIR) -> str:
     """Writes `<out_dir>/<study>.md` and its figures under `<out_dir>/<study>/`; returns the report's path."""
+    if study.rule and study.rule["metric"] not in METRICS:
+        raise ValueError(f"{study.path}: the rule's metric {study.rule['metric']!r} is not one a report measures; "
+                         f"valid: {', '.join(sorted(METRICS))}")
     table = Table(study, on_the_configured_data(study, list(results.read(results_path).values())))
     if not table.records:
         raise ValueError(f"no finished runs of study {study.name!r} in {results_path}: run experiments.run first")

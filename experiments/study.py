@@ -140,7 +140,8 @@ def record_id(record: Dict[str, Any]) -> str:
 
 
 def _check_rule(path: str, raw: Dict[str, Any], points: set) -> None:
-    """A "decisive" report needs a rule naming a variant, a metric, a swept value and the paper's lift."""
+    """A "decisive" report needs a rule naming a variant, a metric, a swept value and the paper's lift, and the
+    truth-scored metrics its tables read."""
     rule = raw.get("rule")
     if raw["report"] != "decisive":
         if rule is not None:
@@ -148,6 +149,9 @@ def _check_rule(path: str, raw: Dict[str, Any], points: set) -> None:
         return
     if not isinstance(rule, dict) or set(rule) != RULE_KEYS:
         raise StudyError(f"{path}: the decisive report needs a rule with keys {sorted(RULE_KEYS)}, got {rule}")
+    if raw.get("truth") is not True:
+        raise StudyError(f"{path}: the decisive report reads the truth-scored metrics: set \"truth\": true "
+                         "(generator data only)")
     if rule["variant"] not in raw["variants"] or rule["variant"] == raw["baseline"]:
         raise StudyError(f"{path}: the rule's variant {rule['variant']!r} must be a variant other than the baseline")
     if rule["at"] not in points:

@@ -49,10 +49,12 @@ def _write_study(tmp_path, **overrides):
     ({"variant_flags_at": {"--beta-pos=0.1": {"BCE": ["--alpha", "0.5"]}}}, "invalid flags"),
     ({"rule": {"variant": "Combined-Pair"}}, "read by the 'decisive' report only"),
     ({"report": "decisive"}, "needs a rule with keys"),
-    ({"report": "decisive", "rule": {"variant": "BCE", "metric": "auc", "at": "--beta-pos=0.1", "paper_lift": 0}},
-     "a variant other than the baseline"),
-    ({"report": "decisive", "rule": {"variant": "Combined-Pair", "metric": "auc", "at": "--beta-pos=0.3",
-                                     "paper_lift": 0}}, "not a swept value"),
+    ({"report": "decisive", "rule": {"variant": "Combined-Pair", "metric": "auc", "at": "--beta-pos=0.1",
+                                     "paper_lift": 0}}, "reads the truth-scored metrics"),
+    ({"report": "decisive", "truth": True, "rule": {"variant": "BCE", "metric": "auc", "at": "--beta-pos=0.1",
+                                                    "paper_lift": 0}}, "a variant other than the baseline"),
+    ({"report": "decisive", "truth": True, "rule": {"variant": "Combined-Pair", "metric": "auc",
+                                                    "at": "--beta-pos=0.3", "paper_lift": 0}}, "not a swept value"),
 ])
 def test_bad_study_configs_are_named(tmp_path, change, message):
     with pytest.raises(study_lib.StudyError, match=message):
@@ -132,6 +134,13 @@ def test_beta_sweep_verdicts_follow_the_intervals(tmp_path):
                    "fig6_training_error.png"):
         png = tmp_path / "reports" / study.name / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
+
+
+def test_a_rule_on_a_metric_no_report_measures_is_named(tmp_path):
+    study = study_lib.load(_write_study(tmp_path, report="decisive", truth=True, rule={
+        "variant": "Combined-Pair", "metric": "expected_aux", "at": "--beta-pos=0.1", "paper_lift": 0.0008}))
+    with pytest.raises(ValueError, match="the rule's metric 'expected_aux' is not one a report measures"):
+        report.write_report(study, str(tmp_path / "none.jsonl"), str(tmp_path / "r"))
 
 
 def test_runs_on_other_generated_data_than_the_config_names_are_left_out(tmp_path):
