@@ -26,8 +26,7 @@ def _rule_lines(study) -> list:
 
 def decision(table) -> str:
     """The rule's verdict on the finished runs, with its numbers."""
-    rule = table.study.rule
-    point = rule["at"].split("=", 1)[1]
+    rule, point = table.study.rule, table.study.rule_point
     difference = table.versus_baseline(rule["variant"], point, rule["metric"])
     if difference is None or difference.n < 2:
         return "**Decision: not yet measured** (fewer than 2 paired seeds)."
@@ -69,7 +68,7 @@ def _lift_figure(lines: claims.Lines, table, variant: str, point: str, figure_di
 def decisive(table, figure_dir: str) -> claims.Lines:
     """The rule and its decision, the truth-scored tables, the secondary claims, and the seconds per run."""
     study = table.study
-    variant, point = study.rule["variant"], study.rule["at"].split("=", 1)[1]
+    variant, point = study.rule["variant"], study.rule_point
     variants = list(study.variants)
     lines: claims.Lines = _rule_lines(study)
     lines += ["## Primary: the expected AUC (against the true probabilities)", ""]

@@ -78,6 +78,11 @@ class Study:
     notes: Dict[str, str] = dataclasses.field(default_factory=dict)  # claim name -> why it differs from the paper
     rule: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    @property
+    def rule_point(self) -> str:
+        """The swept value the rule is decided at (`rule["at"]` is `flag=value`)."""
+        return self.rule["at"].split("=", 1)[1]
+
     def seeds_for(self, point: Sequence[Tuple[str, str]]) -> List[int]:
         """The seeds run at a sweep point: `seeds_at`'s for one of its `flag=value`s, else `seeds`."""
         for flag, value in point:
