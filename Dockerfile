@@ -12,10 +12,13 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 
 COPY settings/ settings/
+COPY equations/ equations/
+COPY runtime/ runtime/
 COPY transforms/ transforms/
 COPY ingestion/ ingestion/
 COPY trainer/ trainer/
 COPY serving/ serving/
+COPY components/ components/
 COPY pipeline/ pipeline/
 
 # TFRS needs Keras 2 in every component process and Beam worker; the code imports from /pipeline.

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from typing import Dict, List
 
-from benchmarks import stages
+from benchmarks import results as results_lib, stages
 from ingestion import convert
 from pipeline import inputs, pipeline as pipeline_lib, portable_beam
 from settings import configs
@@ -62,11 +62,17 @@ def main() -> None:
     rows = sum(split["read"] for split in counts["splits"].values())
     print(f"\n{rows:,} rows; seconds (rows/s) per step; ratios to {runners[0]}")
     print(f"{'step':<18}" + "".join(f"{r:>28}" for r in runners))
+    table = []
     for step in STEPS:
         base = results[runners[0]][step]
         cells = [f"{results[r][step]:7.1f} s {rows / results[r][step]:>8,.0f}/s x{base / results[r][step]:4.2f}"
                  for r in runners]
         print(f"{step:<18}" + "".join(f"{c:>28}" for c in cells))
+        table.append([step] + [f"{results[r][step]:.1f} s, {rows / results[r][step]:,.0f} rows/s, "
+                               f"×{base / results[r][step]:.2f}" for r in runners])
+    run = results_lib.Run("beam_runners")
+    run.table(f"{rows:,} rows: seconds, rows/s and speed relative to {runners[0]}, per step", ["step"] + runners, table)
+    run.save()
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -15,7 +15,6 @@ projection to Criteo_x1 (45,840,617 rows) is fixed + rows / per-row rate. Each r
 ratio to the pandas script's rows/s. Each size runs in a fresh process, as a user runs the pipeline. Last,
 the Trainer from disk over the bare train step on the same model (benchmarks/trainer_speed.py, section a).
 """
-import argparse
 import concurrent.futures
 import multiprocessing
 import os
@@ -29,9 +28,10 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from benchmarks import common, stages
+from benchmarks import common, results as results_lib, stages
 from pipeline import inputs
-from settings import configs, flags, object_storage
+from settings import configs, flags
+from runtime import process
 from transforms import features, splits
 
 STAGES = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
@@ -128,36 +128,42 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _row(stage: str, rows: Tuple[int, int], seconds: Tuple[float, float], full_rows: int, pandas_rate: float) -> str:
-    """One table line; the per-row rate needs the large size to take longer than the small one."""
+def _row(stage: str, rows: Tuple[int, int], seconds: Tuple[float, float], full_rows: int,
+         pandas_rate: float) -> List:
+    """One table row; the per-row rate needs the large size to take longer than the small one."""
     (rows_small, rows_large), (t_small, t_large) = rows, seconds
-    line = f"{stage:<19}{rows_large:>11,}{t_small:>10.1f}{t_large:>11.1f}{rows_large / t_large:>12,.0f}"
+    row = [stage, rows_large, t_small, t_large, rows_large / t_large]
     if t_large <= t_small:
-        return line + f"{'(start-up dominates: use larger sizes)':>48}"
+        return row + ["start-up dominates: use larger sizes", "", "", ""]
     marginal = (rows_large - rows_small) / (t_large - t_small)
     fixed = max(t_small - rows_small / marginal, 0.0)
-    return line + (f"{marginal:>14,.0f}{fixed:>9.1f}{marginal / pandas_rate:>11.3f}"
-                   f"{(fixed + full_rows / marginal) / 3600:>13.2f}")
+    return row + [marginal, fixed, marginal / pandas_rate, (fixed + full_rows / marginal) / 3600]
+
+
+COLUMNS = ["stage", "rows", "s small", "s large", "rows/s", "per-row rate", "fixed s", "vs pandas", "Criteo_x1 h"]
 
 
 def report(small: int, large: int, results: Dict[int, Tuple[Dict[str, float], float]], epochs: int) -> None:
     (small_s, _), (large_s, pandas_s) = results[small], results[large]
     pandas_rate = large / pandas_s
-    print(f"\n{common.machine_line()}")
-    print(f"pandas script ({large:,} rows: read, vocabularies, encode, write Parquet): {pandas_s:.1f} s, "
-          f"{pandas_rate:,.0f} rows/s")
-    print(f"\n{'stage':<19}{'rows':>11}{'s small':>10}{'s large':>11}{'rows/s':>12}{'per-row rate':>14}"
-          f"{'fixed s':>9}{'vs pandas':>11}{'Criteo_x1 h':>13}")
     small_rows, large_rows, full = (stage_rows(n, epochs) for n in (small, large, features.CRITEO_X1_ROWS))
-    for stage in STAGES:
-        print(_row(stage, (small_rows[stage], large_rows[stage]), (small_s[stage], large_s[stage]), full[stage],
-                   pandas_rate))
+    rows = [_row(stage, (small_rows[stage], large_rows[stage]), (small_s[stage], large_s[stage]), full[stage],
+                 pandas_rate) for stage in STAGES]
     end_to_end = tuple(sum(s[stage] for stage in RAW_TO_TRANSFORMED) for s in (small_s, large_s))
-    print(_row("raw -> transformed", (small, large), end_to_end, features.CRITEO_X1_ROWS, pandas_rate))
-    print(f"(small: {small:,} rows, large: {large:,}; rows/s: rows over the stage's seconds at the large size; "
-          "per-row rate: extra rows over extra seconds between the sizes, fixed: the rest; Trainer rows: train "
-          f"split x {epochs} epoch(s); Evaluator rows: the test split; Criteo_x1: {features.CRITEO_X1_ROWS:,} rows)")
-
+    rows.append(_row("raw -> transformed", (small, large), end_to_end, features.CRITEO_X1_ROWS, pandas_rate))
+    rows.append(["pandas script (read, vocabularies, encode, write Parquet)", large, "", pandas_s, pandas_rate,
+                 "", "", 1.0, ""])
+    note = (f"small: {small:,} rows, large: {large:,}; rows/s: rows over the stage's seconds at the large size; "
+            "per-row rate: extra rows over extra seconds between the sizes, fixed: the rest; Trainer rows: train "
+            f"split x {epochs} epoch(s); Evaluator rows: the test split; Criteo_x1: {features.CRITEO_X1_ROWS:,} rows")
+    print(f"\n{common.machine_line()}")
+    print("\n" + "".join(f"{c:>14}" for c in COLUMNS))
+    for row in rows:
+        print("".join(f"{v:>14,.1f}" if isinstance(v, float) else f"{v!s:>14}" for v in row))
+    print(f"({note})")
+    run = results_lib.Run("data_path")
+    run.table("seconds and rows/s per stage, raw logs to an evaluated model", COLUMNS, rows, note)
+    run.save()
 
 if __name__ == "__main__":
-    object_storage.run_main(main)
+    process.run_main(main)

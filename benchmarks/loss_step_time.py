@@ -15,7 +15,7 @@ import sys
 
 import tensorflow as tf
 
-from benchmarks import common
+from benchmarks import common, results
 from settings import flags
 from settings.configs import ModelConfig
 from trainer import losses, model as model_lib
@@ -67,6 +67,7 @@ def main() -> None:
     if "bce" not in chosen:
         sys.exit("--losses must include bce, the baseline")
     vocab = common.vocabulary_sizes(args.rows_per_field)
+    run = results.Run("loss_step_time")
     print(common.machine_line())
     print(f"model: reference DCN V2, fp32, {args.rows_per_field} rows × 26 tables; "
           f"{args.rounds} rounds × {args.steps} steps, medians; every loss trains the same variables")
@@ -89,10 +90,16 @@ def main() -> None:
         positives = int(tf.reduce_sum(batch[1]).numpy())
         print(f"\nbatch {batch_size} ({positives} positives, {positives * (batch_size - positives):,} pairs)")
         print(f"  {'loss':24} {'ms/step':>9} {'examples/s':>11} {'× BCE':>7} {'(min-max over rounds)':>22}")
+        rows = []
         for name, value in seconds.items():
             per_round = [v / b for v, b in zip(samples[name], samples["bce"])]
             print(f"  {name:24} {value * 1e3:9.1f} {batch_size / value:11,.0f} {ratios[name]:7.3f} "
                   f"{min(per_round):10.3f}-{max(per_round):.3f}")
+            rows.append([name, value * 1e3, batch_size / value, ratios[name],
+                         f"{min(per_round):.3f}-{max(per_round):.3f}"])
+        run.table(f"batch {batch_size} ({positives} positives, {positives * (batch_size - positives):,} pairs)",
+                  ["loss", "ms/step", "examples/s", "× BCE (paired median)", "× BCE min-max over rounds"], rows)
+    run.save()
 
 
 if __name__ == "__main__":

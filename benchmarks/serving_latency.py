@@ -25,7 +25,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from benchmarks import common
+from benchmarks import common, results as results_lib
+from pipeline import results
 from settings import configs, flags
 from transforms import splits
 from serving import contract, model_store
@@ -139,13 +140,15 @@ def main() -> None:
         settings = configs.TrainerSettings.from_pipeline_config(config)
         settings.loss = configs.LossConfig(name="combined_pair", alpha=0.7)
         settings.train.epochs = 1
-        pair_export = outside_pipeline.train_and_export(config.pipeline_root, settings, os.path.join(work, "train"))
+        pair_export = outside_pipeline.train_and_export(results.latest_transform_output(config), settings,
+                                                       os.path.join(work, "train"))
         shutil.copytree(pair_export, os.path.join(work, "pair", "1"))
         models = {"bce": config.serving_root, "pair": os.path.join(work, "pair")}
         examples = held_out_examples(config, 256 * 8)
         payloads = {1: [[e] for e in examples[:256]],
                     256: [examples[i:i + 256] for i in range(0, len(examples) - 255, 256)]}
         proc, url = start_server(models)
+        run, cells, in_process = results_lib.Run("serving_latency"), [], []
         try:
             print(common.machine_line())
             print(f"server: serving.server on {url}; BCE = pushed version {bce_versions[0]}, CP = α 0.7, 1 epoch; "
@@ -169,6 +172,9 @@ def main() -> None:
                           f"{s['pair']['p99_ms']:7.2f} {s['pair']['examples_per_s']:8.0f} {s['pair']['errors']:4d} | "
                           f"{ratio['p50_ms']:10.3f} {ratio['p99_ms']:6.3f} {ratio['examples_per_s']:6.3f}"
                           + errors_note(s))
+                    cells.append([batch, clients, s["bce"]["p50_ms"], s["bce"]["p99_ms"], s["bce"]["examples_per_s"],
+                                  s["bce"]["errors"], s["pair"]["p50_ms"], s["pair"]["p99_ms"],
+                                  s["pair"]["examples_per_s"], s["pair"]["errors"], ratio["p50_ms"]])
             print("\n  server p50 / in-process p50 (1 client):")
             bce_dir = os.path.join(config.serving_root, str(bce_versions[0]))
             for batch in BATCH_SIZES:
@@ -177,10 +183,22 @@ def main() -> None:
                 local = _in_process_p50(bce_dir, payloads[batch], args.seconds)
                 print(f"  batch {batch:>3}: server {served['p50_ms']:.2f} ms, in-process {local:.2f} ms, "
                       f"ratio {served['p50_ms'] / local:.2f}" + errors_note({"bce": served}))
+                in_process.append([batch, served["p50_ms"], local, served["p50_ms"] / local])
             latencies, requests, errors = run_clients(url, "bce", payloads[1], 32, args.load_seconds)
             print(f"\n  load: 32 clients × {args.load_seconds:g} s, single examples: {requests} requests, "
                   f"{errors} errors, {requests / args.load_seconds:.0f} req/s, "
                   f"p50 {1e3 * np.percentile(latencies, 50):.1f} ms, p99 {1e3 * np.percentile(latencies, 99):.1f} ms")
+            run.table(f"REST latency, BCE (pushed) and Combined-Pair models, {args.rounds} rounds × {args.seconds:g} s "
+                      "per model per cell", ["batch", "clients", "BCE p50 ms", "BCE p99 ms", "BCE ex/s", "BCE errors",
+                                             "CP p50 ms", "CP p99 ms", "CP ex/s", "CP errors", "CP/BCE p50"], cells,
+                      "The serving graph is the same whatever loss trained it, so CP/BCE should be about 1.")
+            run.table("server p50 against the SavedModel called in-process (1 client)",
+                      ["batch", "server p50 ms", "in-process p50 ms", "ratio"], in_process)
+            run.table(f"load: 32 clients × {args.load_seconds:g} s, single examples",
+                      ["requests", "errors", "req/s", "p50 ms", "p99 ms"],
+                      [[requests, errors, requests / args.load_seconds, 1e3 * float(np.percentile(latencies, 50)),
+                        1e3 * float(np.percentile(latencies, 99))]])
+            run.save()
         finally:
             proc.terminate()
             proc.wait(timeout=30)

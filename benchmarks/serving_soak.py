@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Dict, List, Tuple
 
-from benchmarks import common
+from benchmarks import common, results as results_lib
 from benchmarks.serving_latency import start_server, held_out_examples
 from serving.server import VERSION_HEADER
 from serving import model_store
@@ -127,6 +127,12 @@ def main() -> None:
         raise SystemExit("soak FAILED: " + "; ".join(wrong[:5]) +
                          f" {collections.Counter(status for _, _, status, _ in answers)}")
     print("soak passed: zero failed requests, every answer from a loaded version")
+    run = results_lib.Run("serving_soak")
+    run.table(f"{args.clients} clients × {args.seconds:g} s, single test-split examples, while versions are pushed, "
+              "rolled back and a broken one is added", ["requests served", "failed", "push: s to answer",
+                                                        "roll-back: s to answer", "answers from a wrong version"],
+              [[requests, failed, pushed - marks["pushed"], rolled_back - marks["rolled_back"], len(wrong)]])
+    run.save()
 
 
 if __name__ == "__main__":

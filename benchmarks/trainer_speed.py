@@ -23,13 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from benchmarks import common
+from benchmarks import common, results as results_lib
+from pipeline import results
 from settings import configs, flags
 from transforms import splits
 from serving import contract
@@ -59,7 +60,8 @@ def _compiled(vocab: Dict[str, int], precision: str, optimizer: str, jit: bool, 
         tf.keras.mixed_precision.set_global_policy("float32")
 
 
-def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) -> Dict[str, float]:
+def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str],
+                    run: Optional[results_lib.Run] = None) -> Dict[str, float]:
     """(b): examples/s per mode on the reference model; prints ratios to float32 + Adam."""
     vocab = common.vocabulary_sizes()
     batch = common.synthetic_batch(batch_size, vocab)
@@ -73,6 +75,10 @@ def bare_step_modes(batch_size: int, rounds: int, steps: int, modes: List[str]) 
     print(f"  {'mode':16} {'ms/step':>8} {'examples/s':>11} {'× ' + modes[0]:>14}")
     for name in modes:
         print(f"  {name:16} {seconds[name] * 1e3:8.1f} {batch_size / seconds[name]:11,.0f} {1 / ratios[name]:14.3f}")
+    if run is not None:
+        run.table(f"(b) bare train step, reference DCN V2, batch {batch_size}, {rounds} rounds × {steps} steps",
+                  ["mode", "ms/step", "examples/s", f"speed × {modes[0]} (paired median)"],
+                  [[name, seconds[name] * 1e3, batch_size / seconds[name], 1 / ratios[name]] for name in modes])
     return {name: batch_size / seconds[name] for name in modes}
 
 
@@ -91,14 +97,15 @@ class _EpochSeconds(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
+def full_path_vs_bare(config: configs.PipelineConfig, steps: int, run: results_lib.Run) -> None:
     """(a): model.fit on the Transform output from disk vs the bare step on in-memory tensors."""
-    examples, transform_graph = outside_pipeline.latest_transform_output(config.pipeline_root)
+    examples, transform_graph = results.latest_transform_output(config)
     output = tft.TFTransformOutput(transform_graph)
     files = [outside_pipeline.split_files(examples, "train")]
     batch_size = config.train.batch_size
     vocab = model_lib.vocabulary_sizes_from_transform(output)
     print(f"\n(a) full Trainer path vs bare step (demo vocabularies, batch {batch_size}, {steps} steps each)")
+    rows = []
     for cache in (False, True):
         start = time.perf_counter()
         split = data.make_dataset(files, output.transformed_feature_spec(), batch_size, shuffle=True, seed=1,
@@ -138,11 +145,14 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int) -> None:
         print(f"  {'in memory' if cache else 'streamed':9}  input pipeline alone {input_only:9,.0f} ex/s | "
               f"model.fit {fit_rate:8,.0f} ex/s | bare step {bare_rate:8,.0f} ex/s | "
               f"fit / bare {fit_rate / bare_rate:.3f}")
+        rows.append(["in memory" if cache else "streamed", input_only, fit_rate, bare_rate, fit_rate / bare_rate])
         if cache:
             rows = sum(int(labels.shape[0]) for _, labels in split)
             print(f"  in memory: the split ({rows:,} rows) parsed into memory once, before the first step, in "
                   f"{load_seconds:.1f} s ({load_seconds / rows * 1e6:.1f} µs a row); the Trainer holds a split in "
                   f"memory when its tables fit --cache-limit-mb (default {configs.TrainConfig().cache_limit_mb} MB)")
+    run.table(f"(a) model.fit from disk vs the bare step on in-memory tensors (batch {batch_size}, {steps} steps)",
+              ["input", "input pipeline alone ex/s", "model.fit ex/s", "bare step ex/s", "fit / bare"], rows)
 
 
 def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
@@ -155,11 +165,12 @@ def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
     return float(auc.result())
 
 
-def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs: int) -> None:
+def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs: int, run: results_lib.Run) -> None:
     """(quality): validation AUC of run_fn's exported best model per mode, over seeds."""
     print(f"\n(quality) run_fn on the demo data, reference model, ≤ {epochs} epochs with early stopping, "
           f"{seeds} seeds: eval-split AUC of the exported best model")
     work = tempfile.mkdtemp(prefix="trainer-speed-")
+    rows = []
     try:
         for name in modes:
             precision, optimizer, jit, regularization = MODES[name]
@@ -169,10 +180,15 @@ def quality(config: configs.PipelineConfig, modes: List[str], seeds: int, epochs
                 settings.train.precision, settings.train.optimizer, settings.train.jit_compile = precision, optimizer, jit
                 settings.model.embedding_regularization = regularization
                 settings.train.seed, settings.train.epochs = 100 + seed, epochs
-                export = outside_pipeline.train_and_export(config.pipeline_root, settings, os.path.join(work, f"{name}-{seed}"))
+                export = outside_pipeline.train_and_export(results.latest_transform_output(config), settings,
+                                                          os.path.join(work, f"{name}-{seed}"))
                 aucs.append(_eval_auc(config, export))
             print(f"  {name:16} AUC {np.mean(aucs):.4f} ± {np.std(aucs, ddof=1) if seeds > 1 else 0.0:.4f}  "
                   f"({', '.join(f'{a:.4f}' for a in aucs)})", flush=True)
+            rows.append([name, float(np.mean(aucs)), float(np.std(aucs, ddof=1)) if seeds > 1 else 0.0,
+                         ", ".join(f"{a:.4f}" for a in aucs)])
+        run.table(f"(quality) eval-split AUC of run_fn's exported best model, ≤ {epochs} epochs, {seeds} seeds",
+                  ["mode", "mean AUC", "sd", "per seed"], rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -226,31 +242,33 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown mode(s) {sorted(unknown)}; valid: {', '.join(MODES)}")
     config = configs.PipelineConfig(output_root=os.path.abspath(args.output_root))
+    run = results_lib.Run("trainer_speed")
     print(common.machine_line())
     print(f"threads: {args.threads} intra-op and {args.threads} inter-op, TensorFlow and PyTorch alike")
     if "a" in sections:
-        full_path_vs_bare(config, steps=args.path_steps)
+        full_path_vs_bare(config, args.path_steps, run)
     ours: Dict[str, float] = {}
     if "b" in sections or "c" in sections:
-        ours = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
+        ours = bare_step_modes(args.batch_size, args.rounds, args.steps, modes, run)
     if "quality" in sections:
-        quality(config, quality_modes, args.seeds, args.epochs)
+        quality(config, quality_modes, args.seeds, args.epochs, run)
     if "c" in sections:
         theirs = torch_examples_per_s(args.batch_size, args.rounds, args.steps, args.threads)
         again = bare_step_modes(args.batch_size, args.rounds, args.steps, modes)
         ours = {m: (ours[m] + again[m]) / 2 for m in modes}
-        print(f"\n(c) PyTorch 2.13 CPU, same model and batch (examples/s): "
-              + ", ".join(f"{m} {v:,.0f}" for m, v in theirs.items()))
-        print(f"  ours (mean of the runs before and after): " + ", ".join(f"{m} {v:,.0f}" for m, v in ours.items()))
         dense_ours = max(v for m, v in ours.items() if "lazy" not in m)
         dense_theirs = max(theirs["fp32"], theirs["bf16"])
-        print(f"  best dense Adam: ours {dense_ours:,.0f} / PyTorch {dense_theirs:,.0f} = {dense_ours / dense_theirs:.2f}")
+        rows = [["best dense Adam", dense_ours, dense_theirs, dense_ours / dense_theirs]]
         lazy = [v for m, v in ours.items() if "lazy" in m]
         if lazy:
             sparse_theirs = max(theirs["sparse_fp32"], theirs["sparse_bf16"])
-            print(f"  best row-wise Adam: ours {max(lazy):,.0f} / PyTorch sparse {sparse_theirs:,.0f} = "
-                  f"{max(lazy) / sparse_theirs:.2f}")
-
+            rows.append(["best row-wise Adam (PyTorch: sparse)", max(lazy), sparse_theirs, max(lazy) / sparse_theirs])
+        print("\n(c) PyTorch 2.13 CPU, same model and batch: " + "; ".join(
+            f"{what}: ours {a:,.0f} ex/s / PyTorch {b:,.0f} ex/s = {r:.2f}" for what, a, b, r in rows))
+        run.table("(c) ours (mean of the runs before and after PyTorch's) against PyTorch 2.13, same model and batch",
+                  ["optimizer", "ours ex/s", "PyTorch ex/s", "ours / PyTorch"], rows,
+                  "PyTorch per mode (ex/s): " + ", ".join(f"{m} {v:,.0f}" for m, v in theirs.items()))
+    run.save()
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from equations import weighted_bce as eq15
+
 EPSILON = 1e-7  # probabilities are clipped to [ε, 1 - ε], as Keras' BCE does
 
 
@@ -26,9 +28,8 @@ def weighted_bce(labels: np.ndarray, probabilities: np.ndarray, beta_pos: float,
         raise ValueError(f"per must be 'row' or 'weight', got {per!r}")
     p = np.clip(np.asarray(probabilities, np.float64), EPSILON, 1.0 - EPSILON)
     y = np.asarray(labels, np.float64)
-    weights = np.where(y > 0.5, beta_pos, 1.0)
-    total = -np.sum(weights * (y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
-    return float(total / (y.size if per == "row" else weights.sum()))
+    total = np.sum(eq15.weighted_terms(y, -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)), beta_pos))
+    return float(total / (y.size if per == "row" else eq15.positive_weights(y, beta_pos).sum()))
 
 
 def weighted_rate(labels: np.ndarray, beta_pos: float) -> float:

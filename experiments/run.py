@@ -25,7 +25,7 @@ import tensorflow_transform as tft
 
 from experiments import metrics, results, study as study_lib, truth
 from ingestion import convert
-from pipeline import inputs, local_runner, pipeline as pipeline_lib
+from pipeline import inputs, local_runner, pipeline as pipeline_lib, results as pipeline_results
 from serving import signatures
 from settings import configs, flags
 from trainer import data, diagnostics, outside_pipeline, task
@@ -39,7 +39,7 @@ class SharedData:
 
     def __init__(self, config: configs.PipelineConfig, key: str, description: Dict):
         self.config, self.key, self.description = config, key, description
-        self.examples_dir, self.transform_graph_dir = outside_pipeline.latest_transform_output(config.pipeline_root)
+        self.examples_dir, self.transform_graph_dir = pipeline_results.latest_transform_output(config)
         self.transform_output = tft.TFTransformOutput(self.transform_graph_dir)
         self.train_rows = convert.read_counts(config.tfrecord_root)["splits"]["train"]["written"]
 
@@ -61,7 +61,7 @@ def data_key(config: configs.PipelineConfig, source: Optional[str]) -> str:
 def from_pipeline(output_root: str) -> SharedData:
     """The latest Transform output of a pipeline already run under `output_root` (e.g. by the demo)."""
     config = configs.PipelineConfig(output_root=os.path.abspath(output_root))
-    _, transform_graph_dir = outside_pipeline.latest_transform_output(config.pipeline_root)
+    _, transform_graph_dir = pipeline_results.latest_transform_output(config)
     description = {"source": f"the pipeline under {config.output_root}"}
     if os.path.exists(config.raw_data_path + ".meta.json"):
         with open(config.raw_data_path + ".meta.json") as f:

@@ -204,6 +204,6 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    from settings import object_storage  # pylint: disable=import-outside-toplevel
+    from runtime import process  # pylint: disable=import-outside-toplevel
 
-    object_storage.run_main(main)
+    process.run_main(main)

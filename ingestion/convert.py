@@ -35,7 +35,8 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from ingestion import input_files, record_batches, staged_output
-from settings import flags, object_storage
+from settings import flags
+from runtime import object_storage
 from transforms import rows, splits
 
 COUNTS_FILE = "counts.json"
@@ -117,7 +118,7 @@ class ParseBatches(beam.DoFn):
 
     A tab-separated batch is parsed column by column by Arrow when every line is one `parse_row` takes
     as it stands (`rows.parse_tsv_lines`); any other batch goes through ParseToExample line by line.
-    The encoding (about 15 µs a row, a third of the job) runs on a thread of its own, which the encoder
+    The encoding (a third of the job's time) runs on a thread of its own, which the encoder
     frees of the GIL, while this one parses the next batches and writes the encoded ones: up to
     `ENCODED_AHEAD` encodings (one per split of a batch) wait there, and the bundle's end collects the
     rest."""

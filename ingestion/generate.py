@@ -28,7 +28,8 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from sklearn import metrics
 
-from settings import flags, object_storage
+from settings import flags
+from runtime import object_storage
 from settings.configs import DataConfig
 from transforms import features, rows, splits
 

@@ -19,7 +19,7 @@ from typing import Iterator, List, Optional
 
 from apache_beam.io.filesystems import FileSystems
 
-from settings import object_storage
+from runtime import object_storage
 
 
 def files_under(folder: str) -> List[str]:

@@ -10,7 +10,8 @@ from typing import Dict, Optional
 from apache_beam.io.filesystems import FileSystems
 
 from ingestion import convert, generate
-from settings import configs, object_storage
+from settings import configs
+from runtime import object_storage
 
 STAMP_FILE = "source.json"
 

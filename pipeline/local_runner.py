@@ -16,8 +16,10 @@ from typing import Callable, Optional, Sequence
 if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import from the project root
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from settings import configs, flags, object_storage  # pylint: disable=g-import-not-at-top
-from pipeline import beam_dependencies, pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+from settings import configs, flags
+from runtime import object_storage, process  # pylint: disable=g-import-not-at-top
+from components import local_beam  # pylint: disable=g-import-not-at-top
+from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
 from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=g-import-not-at-top
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
@@ -44,12 +46,12 @@ def run(config: configs.PipelineConfig,
         raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
                          f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
     metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path)
-    with beam_dependencies.no_tfx_sdist_for_local_workers(config.beam_pipeline_args):
+    with local_beam.no_tfx_sdist_for_local_workers(config.beam_pipeline_args):
         LocalDagRunner().run(create(config, metadata_connection_config=metadata))
 
 
 if __name__ == "__main__":
     if __package__:  # `python -m pipeline.local_runner`
-        object_storage.run_main(lambda: run(parse_config()))
+        process.run_main(lambda: run(parse_config()))
     else:  # the tfx CLI runs this file inside its own process, which must go on
         run(parse_config())

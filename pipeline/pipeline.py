@@ -11,16 +11,16 @@ from typing import Any, Dict, List, Optional
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
-from tfx.components import ExampleValidator, Pusher, Trainer
+from tfx.components import ExampleValidator, Trainer
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
 from tfx.types import Channel, standard_artifacts
 
-from pipeline import atomic_pusher, batch_metrics, copy_import, evaluator as evaluator_lib, large_batches
+from components import batch_metrics, evaluator as evaluator_lib, example_gen as example_gen_lib, pusher as pusher_lib
+from components import statistics_gen as statistics_gen_lib, transform as transform_lib
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
@@ -34,7 +34,7 @@ EVALUATION_SPLIT = "test"
 
 def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
     """AUC (blessing: above `min_auc` and not below the baseline), logloss, the paper's
-    β_pos-weighted BCE (Eq. 15), calibration, count: `pipeline.batch_metrics`, a batch per call."""
+    β_pos-weighted BCE (Eq. 15), calibration, count: `components.batch_metrics`, a batch per call."""
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_auc}),
         change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
@@ -58,13 +58,14 @@ def eval_config(min_auc: float, beta_pos: float = 1.0) -> tfma.EvalConfig:
 
 
 def batch_metric(class_name: str, **fields) -> tfma.MetricConfig:
-    """The config of one of `pipeline.batch_metrics`' metrics."""
+    """The config of one of `components.batch_metrics`' metrics."""
     return tfma.MetricConfig(class_name=class_name, module=batch_metrics.__name__, **fields)
 
 
 def _vertex_extension() -> Any:
     """TFX's Vertex AI extension, imported only for a pipeline that trains on Vertex AI: it loads
-    google-cloud-aiplatform, about 5 s in every process that imports it (local runs, Trainer replicas)."""
+    google-cloud-aiplatform, seconds of import in every process that imports it (local runs, Trainer
+    replicas)."""
     from tfx.v1.extensions import google_cloud_ai_platform  # pylint: disable=import-outside-toplevel
     return google_cloud_ai_platform
 
@@ -100,24 +101,24 @@ def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
 
 def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
     """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
-    example_gen = copy_import.ImportExampleGen(
+    example_gen = example_gen_lib.ImportExampleGen(
         input_base=config.tfrecord_root,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
-    statistics_gen = large_batches.StatisticsGen(
+    statistics_gen = statistics_gen_lib.StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=(tfdv.StatsOptions(sample_rate=config.statistics_sample_rate)
                        if config.statistics_sample_rate < 1.0 else None))
     schema_gen = ImportSchemaGen(schema_file=schema_path)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    transform = large_batches.Transform(
+    transform = transform_lib.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=dataclasses.asdict(config.transform),
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
         # No statistics of the transformed data (nothing reads them) and no analyzer cache (no
-        # run feeds one back): each cost ~20 s of Beam stages per run at any data size.
+        # run feeds one back): each costs Beam stages per run at any data size.
         disable_statistics=True, disable_analyzer_cache=True)
     return [example_gen, statistics_gen, schema_gen, example_validator, transform]
 
@@ -161,11 +162,10 @@ def create_pipeline(config: PipelineConfig, schema_path: str = SCHEMA_PATH,
         baseline_model=model_resolver.outputs["model"], schema=schema_gen.outputs["schema"],
         eval_config=eval_config(config.min_eval_auc, config.loss.beta_pos),
         example_splits=[EVALUATION_SPLIT])
-    pusher = Pusher(
+    pusher = pusher_lib.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_root)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor))
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_root)))
     return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

@@ -19,6 +19,7 @@ import time
 from typing import Dict, Iterator, List, Optional
 
 from pipeline import worker_pool
+from runtime import object_storage
 
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,8 +48,10 @@ def wait_for_port(port: int, process: subprocess.Popen, log_path: str, timeout: 
 
 
 def worker_env() -> Dict[str, str]:
-    """The SDK workers' environment: this process's, with the project importable and Keras 2 selected."""
+    """The SDK workers' environment: this process's, with the project importable, Keras 2 selected and one
+    S3 endpoint and region for boto3 and tensorflow-io (`object_storage.align_s3_environment`)."""
     env = dict(os.environ)
+    object_storage.align_s3_environment(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
     env["TF_USE_LEGACY_KERAS"] = "1"
     return env

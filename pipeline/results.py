@@ -1,4 +1,5 @@
-"""Reads a finished run's outcome from ML Metadata: evaluation metrics, the pushed model, and how long
+"""Reads a finished run's outcome from ML Metadata: the newest output of a component (by its id and output
+key, wherever its artifacts live: local, `gs://`, `s3://`), evaluation metrics, the pushed model, and how long
 each component took."""
 from typing import Dict, Optional, Tuple
 
@@ -12,6 +13,33 @@ from settings.configs import PipelineConfig
 def _newest_artifact_of_type(store: mlmd.MetadataStore, type_name: str, pipeline_root: str):
     candidates = [a for a in store.get_artifacts_by_type(type_name) if a.uri.startswith(pipeline_root)]
     return max(candidates, key=lambda a: a.id) if candidates else None
+
+
+def latest_output(config: PipelineConfig, component_id: str, output_key: str) -> str:
+    """The URI of output `output_key` of the newest execution of component `component_id` in `config`'s
+    pipeline, as ML Metadata recorded it; raises naming both when no execution recorded one."""
+    store = mlmd.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(config.metadata_path))
+    contexts = [c for c in store.get_contexts_by_type("node")
+                if c.name == f"{config.pipeline_name}.{component_id}"]
+    executions = sorted(store.get_executions_by_context(contexts[0].id), key=lambda e: e.id, reverse=True) \
+        if contexts else []
+    for execution in executions:
+        events = [e for e in store.get_events_by_execution_ids([execution.id])
+                  if e.type in (mlmd.proto.Event.OUTPUT, mlmd.proto.Event.DECLARED_OUTPUT)
+                  and e.path.steps and e.path.steps[0].key == output_key]
+        artifacts = store.get_artifacts_by_id([e.artifact_id for e in events])
+        uris = [a.uri for a in artifacts if a.uri.startswith(config.pipeline_root) and
+                a.state == mlmd.proto.Artifact.LIVE]
+        if uris:
+            return uris[0]
+    raise FileNotFoundError(f"no {component_id} output {output_key!r} of pipeline {config.pipeline_name!r} in "
+                            f"{config.metadata_path}: run the pipeline first (scripts/demo.sh)")
+
+
+def latest_transform_output(config: PipelineConfig) -> Tuple[str, str]:
+    """(transformed examples URI, transform graph URI) of the newest Transform run of `config`'s pipeline."""
+    return latest_output(config, "Transform", "transformed_examples"), latest_output(config, "Transform",
+                                                                                     "transform_graph")
 
 
 def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:

@@ -37,7 +37,8 @@ import uvicorn  # pylint: disable=g-import-not-at-top
 
 from serving import contract, rest_codec  # pylint: disable=g-import-not-at-top
 from serving.model_store import ModelStore  # pylint: disable=g-import-not-at-top
-from settings import flags, object_storage  # pylint: disable=g-import-not-at-top
+from settings import flags
+from runtime import object_storage, process  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_BATCH_SIZE = 10_000
@@ -223,4 +224,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    object_storage.run_main(main)
+    process.run_main(main)

@@ -11,24 +11,33 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from settings import object_storage
 from settings.fields import (Check, NON_NEGATIVE, OPEN_UNIT_INTERVAL, POSITIVE, POSITIVE_WIDTHS, RATE, UNIT_INTERVAL,
                              field_problems, from_dict, json_ready, result_values, setting)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OBJECT_STORE_SCHEMES = ("gs://", "s3://")
 
-# The parameters each loss takes; trainer/losses.py holds the classes and their defaults.
-LOSS_PARAMETERS: Dict[str, Tuple[str, ...]] = {
-    "bce": ("beta_pos",),
-    "combined_pair": ("alpha", "beta_pos"),
-    "combined_list": ("alpha", "beta_pos"),
-    "rcr": ("alpha", "beta_pos"),
-    "jrc": ("jrc_weight", "beta_pos"),
-    "focal": ("gamma", "beta_pos"),
-    "focal_norm": ("gamma", "beta_pos"),
-    "combined_contrastive": ("alpha", "beta_pos", "tau"),
+
+@dataclasses.dataclass(frozen=True)
+class LossChoice:
+    """A loss `--loss` may name: its `tf.keras.losses.Loss` class in trainer/losses.py and the parameters it
+    takes (their defaults are the class's)."""
+    keras_class: str
+    parameters: Tuple[str, ...]
+
+
+# The one registry of losses: the flag's choices, the Trainer's classes and their parameters all come from it.
+LOSS_CHOICES: Dict[str, LossChoice] = {
+    "bce": LossChoice("WeightedBinaryCrossentropy", ("beta_pos",)),
+    "combined_pair": LossChoice("CombinedPair", ("alpha", "beta_pos")),
+    "combined_list": LossChoice("CombinedList", ("alpha", "beta_pos")),
+    "rcr": LossChoice("RCR", ("alpha", "beta_pos")),
+    "jrc": LossChoice("JRC", ("jrc_weight", "beta_pos")),
+    "focal": LossChoice("Focal", ("gamma", "beta_pos")),
+    "focal_norm": LossChoice("NormalizedFocal", ("gamma", "beta_pos")),
+    "combined_contrastive": LossChoice("CombinedContrastive", ("alpha", "beta_pos", "tau")),
 }
-LOSSES = tuple(LOSS_PARAMETERS)
+LOSSES = tuple(LOSS_CHOICES)
 OPTIMIZERS = ("adam", "lazy_adam")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRUCTURES = ("parallel", "stacked")
@@ -110,7 +119,8 @@ class LossConfig:
 
     def parameters(self) -> Dict[str, float]:
         """The loss parameters set for this loss, by name: what `trainer.losses.get_loss` takes."""
-        return {p: getattr(self, p) for p in LOSS_PARAMETERS.get(self.name, ()) if getattr(self, p) is not None}
+        takes = LOSS_CHOICES[self.name].parameters if self.name in LOSS_CHOICES else ()
+        return {p: getattr(self, p) for p in takes if getattr(self, p) is not None}
 
 
 @dataclasses.dataclass
@@ -206,7 +216,7 @@ class PipelineConfig:
     @property
     def metadata_path(self) -> str:
         """The local runner's ML Metadata: SQLite, so a local file (~/.rankloss-tfx/metadata/) for an object store root."""
-        if object_storage.is_object_store(self.output_root):
+        if self.output_root.startswith(OBJECT_STORE_SCHEMES):
             return os.path.join(os.path.expanduser("~"), ".rankloss-tfx", "metadata", re.sub(r"\W+", "_", self.output_root),
                                 "metadata.sqlite")
         return os.path.join(self.output_root, "tfx", "metadata.sqlite")
@@ -251,7 +261,7 @@ class SettingsError(ValueError):
 
 def _loss_problems(loss: LossConfig) -> List[str]:
     problems = []
-    takes = LOSS_PARAMETERS.get(loss.name, LOSS_PARAMETER_CHECKS)
+    takes = LOSS_CHOICES[loss.name].parameters if loss.name in LOSS_CHOICES else LOSS_PARAMETER_CHECKS
     for name in LOSS_PARAMETER_CHECKS:
         value = getattr(loss, name)
         if value is None:

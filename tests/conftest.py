@@ -56,7 +56,7 @@ def ingested(generated_tsv, tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     output_root = str(tmp_path_factory.mktemp("demo"))
-    command = [sys.executable, "-m", "pipeline.demo", "--rows", str(DEMO_ROWS), "--output-root", output_root,
+    command = [sys.executable, "-m", "demo", "--rows", str(DEMO_ROWS), "--output-root", output_root,
                "--min-eval-auc", "0.0"] + SMALL_MODEL
     proc = subprocess.run(command, cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -68,17 +68,19 @@ def exported_by_loss(demo_run, tmp_path_factory):
     """{run: SavedModel path}: one model per loss, plus BCE with negative sampling (r = 0.5),
     each trained by run_fn for 3 steps on the demo pipeline's Transform output."""
     from settings import configs
+    from pipeline import results
     from trainer import losses, outside_pipeline
 
     runs = {name: {"name": name} for name in losses.LOSSES}
     runs["negative_sampling"] = {"name": "bce", "negative_sampling_rate": 0.5}
     output_root, _ = demo_run
-    pipeline_root = configs.PipelineConfig(output_root=output_root).pipeline_root
+    transform_output = results.latest_transform_output(configs.PipelineConfig(output_root=output_root))
     models = {}
     for run, loss_overrides in runs.items():
         trainer_settings = configs.TrainerSettings(
             model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
             loss=configs.LossConfig(alpha=0.7, beta_pos=0.1, **loss_overrides),
             train=configs.TrainConfig(batch_size=256, epochs=1, steps_per_epoch=3, eval_steps=2))
-        models[run] = outside_pipeline.train_and_export(pipeline_root, trainer_settings, str(tmp_path_factory.mktemp(run)))
+        models[run] = outside_pipeline.train_and_export(transform_output, trainer_settings,
+                                                        str(tmp_path_factory.mktemp(run)))
     return models

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from ingestion import convert
 from settings import configs
-from trainer import losses, outside_pipeline
+from trainer import losses
 from transforms import features, rows, splits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -229,25 +229,22 @@ def raw_examples(raw_rows):
     return rows.to_examples([(0, row) for row in raw_rows])
 
 
-def newest(pipeline_root, path):
-    return outside_pipeline.newest_execution_dir(os.path.join(pipeline_root, path, "*"))
-
-
-def evaluate(executor_class, eval_config, pipeline_root, out_dir, baseline=False, module_path=None,
+def evaluate(executor_class, eval_config, config, out_dir, baseline=False, module_path=None,
              beam_pipeline_args=None):
-    """Runs `executor_class` on the newest model and examples under `pipeline_root`; returns its metrics
+    """Runs `executor_class` on the newest model and examples of `config`'s pipeline; returns its metrics
     {(name, model, is a difference): value}, calibration plots {model: buckets} and blessing files."""
     import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
     from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor  # pylint: disable=import-outside-toplevel
     from tfx.types import standard_artifacts  # pylint: disable=import-outside-toplevel
 
-    from pipeline import pipeline as pipeline_lib  # pylint: disable=import-outside-toplevel
+    from pipeline import pipeline as pipeline_lib, results  # pylint: disable=import-outside-toplevel
     model, schema = standard_artifacts.Model(), standard_artifacts.Schema()
-    model.uri, schema.uri = newest(pipeline_root, "Trainer/model"), newest(pipeline_root, "ImportSchemaGen/schema")
+    model.uri, schema.uri = (results.latest_output(config, "Trainer", "model"),
+                            results.latest_output(config, "ImportSchemaGen", "schema"))
     evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
     evaluation.uri, blessing.uri = os.path.join(out_dir, "evaluation"), os.path.join(out_dir, "blessing")
-    examples = examples_artifact(newest(pipeline_root, "ImportExampleGen/examples"))
+    examples = examples_artifact(results.latest_output(config, "ImportExampleGen", "examples"))
     properties = {"eval_config": json_format.MessageToJson(eval_config),
                   "example_splits": json.dumps([pipeline_lib.EVALUATION_SPLIT])}
     if module_path:
@@ -286,11 +283,16 @@ class EpochRecorder(tf.keras.callbacks.Callback):
 
 ALLOWED = {
     "settings": set(),
+    "equations": {"settings"},
+    "runtime": {"settings"},
     "transforms": {"settings"},
-    "ingestion": {"settings", "transforms"},
-    "serving": {"settings", "transforms"},
-    "trainer": {"settings", "transforms", "serving"},
-    "pipeline": {"settings", "transforms", "ingestion"},
-    "benchmarks": {"settings", "transforms", "ingestion", "serving", "trainer", "pipeline"},
-    "experiments": {"settings", "transforms", "ingestion", "serving", "trainer", "pipeline"},
+    "ingestion": {"settings", "runtime", "transforms"},
+    "serving": {"settings", "runtime", "transforms"},
+    "trainer": {"settings", "equations", "transforms", "serving"},
+    "components": {"settings", "equations", "runtime", "transforms", "ingestion"},
+    "pipeline": {"settings", "runtime", "transforms", "ingestion", "components"},
+    "demo": {"settings", "runtime", "transforms", "ingestion", "pipeline"},
+    "benchmarks": {"settings", "equations", "runtime", "transforms", "ingestion", "serving", "trainer", "components",
+                   "pipeline"},
+    "experiments": {"settings", "equations", "runtime", "transforms", "ingestion", "serving", "trainer", "pipeline"},
 }

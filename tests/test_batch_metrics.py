@@ -7,7 +7,7 @@ from sklearn import metrics as sk_metrics
 from tensorflow_model_analysis.api import types
 from tensorflow_model_analysis.metrics import metric_types
 
-from pipeline import batch_metrics
+from components import batch_metrics
 
 KEY = metric_types.MetricKey(name="_batch_sums")
 

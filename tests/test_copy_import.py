@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfx.components.example_gen.import_example_gen import executor as tfx_import
 from tfx.types import standard_artifacts
 
-from pipeline import copy_import
+from components import example_gen
 
 SPLITS = {"train": 2, "eval": 1}  # files per split
 
@@ -49,7 +49,7 @@ def _records(examples, split):
 def test_gzipped_splits_are_copied_with_the_records_and_properties_tfx_writes(tmp_path):
     base = str(tmp_path / "in")
     written = _write_inputs(base, ".tfrecord.gz", "GZIP")
-    copied = _run(copy_import.Executor, base, str(tmp_path / "copied"))
+    copied = _run(example_gen.Executor, base, str(tmp_path / "copied"))
     rewritten = _run(tfx_import.Executor, base, str(tmp_path / "rewritten"))
     assert copied.split_names == rewritten.split_names == json.dumps(list(SPLITS))
     assert copied.mlmd_artifact.custom_properties == rewritten.mlmd_artifact.custom_properties
@@ -64,7 +64,7 @@ def test_gzipped_splits_are_copied_with_the_records_and_properties_tfx_writes(tm
 def test_uncompressed_input_is_rewritten_by_tfx(tmp_path):
     base = str(tmp_path / "in")
     written = _write_inputs(base, ".tfrecord", None)
-    examples = _run(copy_import.Executor, base, str(tmp_path / "out"))
+    examples = _run(example_gen.Executor, base, str(tmp_path / "out"))
     for split in SPLITS:
         assert _records(examples, split) == sorted(written[split])
 
@@ -74,4 +74,4 @@ def test_a_split_without_files_is_named(tmp_path):
     _write_inputs(base, ".tfrecord.gz", "GZIP")
     tf.io.gfile.rmtree(os.path.join(base, "Split-eval"))
     with pytest.raises(FileNotFoundError, match="split 'eval': no files match"):
-        _run(copy_import.Executor, base, str(tmp_path / "out"))
+        _run(example_gen.Executor, base, str(tmp_path / "out"))

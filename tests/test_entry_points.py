@@ -18,7 +18,7 @@ BAD_ARGV = [token for flag, value in BAD.items() for token in (flag, value)]
 def _command(entry_point, output_root):
     tfx_cli = os.path.join(os.path.dirname(sys.executable), "tfx")
     return {
-        "demo": [sys.executable, "-m", "pipeline.demo", "--output-root", output_root] + BAD_ARGV,
+        "demo": [sys.executable, "-m", "demo", "--output-root", output_root] + BAD_ARGV,
         "local runner": [sys.executable, "-m", "pipeline.local_runner", "--output-root", output_root] + BAD_ARGV,
         "kubeflow compile": [sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
                              "--output", os.path.join(output_root, "spec.json"), "--output-root", output_root]
@@ -54,7 +54,7 @@ def test_every_entry_point_refuses_every_bad_enumerated_setting_before_any_work(
 ])
 def test_the_main_command_names_what_the_user_mistyped_before_any_work(tmp_path, argv, message):
     output_root = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root)] + argv,
+    proc = subprocess.run([sys.executable, "-m", "demo", "--output-root", str(output_root)] + argv,
                           cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert "must be in [0, 1]" not in proc.stderr

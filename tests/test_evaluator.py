@@ -8,7 +8,8 @@ from google.protobuf import json_format
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.components.util import tfxio_utils
 
-from pipeline import evaluator, file_reads, pipeline as pipeline_lib
+from components import evaluator, file_reads
+from pipeline import pipeline as pipeline_lib
 from settings import configs
 from transforms import features
 from transforms.schema import load_schema
@@ -49,14 +50,14 @@ STOCK_METRICS = tfma.MetricsSpec(metrics=[
 
 
 def test_the_evaluator_computes_tfxs_metrics_plot_and_blessing(demo_run, tmp_path):
-    pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
+    pipeline_config = configs.PipelineConfig(output_root=demo_run[0])
     ours_config = pipeline_lib.eval_config(0.5, beta_pos=1.0)
     stock_config = tfma.EvalConfig(model_specs=ours_config.model_specs, slicing_specs=ours_config.slicing_specs)
     stock_config.metrics_specs.add().CopyFrom(STOCK_METRICS)
     stock_config.metrics_specs[0].metrics[1].threshold.CopyFrom(ours_config.metrics_specs[0].metrics[1].threshold)
-    ours, our_plot, our_blessing = evaluate(evaluator.EvaluatorExecutor, ours_config, pipeline_root,
+    ours, our_plot, our_blessing = evaluate(evaluator.Executor, ours_config, pipeline_config,
                                              str(tmp_path / "ours"), module_path=evaluator.MODULE_PATH)
-    theirs, their_plot, their_blessing = evaluate(tfx_evaluator.Executor, stock_config, pipeline_root,
+    theirs, their_plot, their_blessing = evaluate(tfx_evaluator.Executor, stock_config, pipeline_config,
                                                    str(tmp_path / "tfx"))
     assert set(ours) == set(theirs) | {("weighted_bce", "", False)}
     # TFMA batches the examples for the model as Beam's timing goes, and the model's float32 outputs
@@ -76,13 +77,13 @@ def test_the_evaluator_computes_tfxs_metrics_plot_and_blessing(demo_run, tmp_pat
 
 
 def test_against_a_baseline_the_evaluator_computes_each_models_metrics_and_their_difference(demo_run, tmp_path):
-    pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
+    pipeline_config = configs.PipelineConfig(output_root=demo_run[0])
     config = pipeline_lib.eval_config(0.5)
     config.model_specs[0].name = "candidate"
     baseline = config.model_specs.add()
     baseline.CopyFrom(config.model_specs[0])
     baseline.name, baseline.is_baseline = "baseline", True
-    metrics, plots, blessing = evaluate(evaluator.EvaluatorExecutor, config, pipeline_root, str(tmp_path),
+    metrics, plots, blessing = evaluate(evaluator.Executor, config, pipeline_config, str(tmp_path),
                                          baseline=True, module_path=evaluator.MODULE_PATH)
     assert metrics["auc", "candidate", False] == metrics["auc", "baseline", False] > 0.5
     assert plots["candidate"] == plots["baseline"]
@@ -112,6 +113,6 @@ def test_the_batched_evaluation_refuses_what_it_would_compute_wrongly():
 
 def test_the_evaluator_refuses_to_run_without_the_schema():
     with pytest.raises(ValueError, match="schema"):
-        evaluator.EvaluatorExecutor().Do(
+        evaluator.Executor().Do(
             {"examples": [], "model": []}, {},
             {"eval_config": json_format.MessageToJson(pipeline_lib.eval_config(0.5))})

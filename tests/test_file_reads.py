@@ -13,13 +13,12 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.statistics_gen import executor as tfx_statistics_gen
-from tfx.components.transform import executor as tfx_transform
 from tfx.components.util import tfxio_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx_bsl.tfxio import tensor_adapter, tf_example_record
 
-from pipeline import file_reads, large_batches, worker_threads
+from components import file_reads, statistics_gen, worker_threads
 from transforms.schema import load_schema
 from transforms.splits import SPLITS
 from tests.helpers import TRAIN_FILES, examples_artifact
@@ -42,7 +41,7 @@ def _rounded(statistics) -> str:
 
 
 def test_statistics_gen_writes_the_statistics_tfx_writes(ingested, tmp_path):
-    ours = _statistics(large_batches.StatisticsGenExecutor, ingested[0], str(tmp_path / "ours"))
+    ours = _statistics(statistics_gen.Executor, ingested[0], str(tmp_path / "ours"))
     theirs = _statistics(tfx_statistics_gen.Executor, ingested[0], str(tmp_path / "tfx"))
     assert [ours[s].datasets[0].num_examples for s in SPLITS] == [theirs[s].datasets[0].num_examples for s in SPLITS]
     assert sum(ours[s].datasets[0].num_examples for s in SPLITS) == 500
@@ -191,7 +190,7 @@ def test_statistics_gen_on_a_sample_describes_the_sampled_rows_and_records_the_r
     options = tfdv.StatsOptions(sample_rate=0.5).to_json()
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(tmp_path / "ours")
-    large_batches.StatisticsGenExecutor().Do({"examples": [examples_artifact(ingested[0])]},
+    statistics_gen.Executor().Do({"examples": [examples_artifact(ingested[0])]},
                                              {"statistics": [statistics]}, {"stats_options_json": options})
     theirs = _statistics(tfx_statistics_gen.Executor, str(sampled), str(tmp_path / "tfx"))
     for split in SPLITS:
@@ -206,28 +205,6 @@ def test_a_pattern_without_files_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing"):
         _read(file_reads.FileAtATimeTFExampleRecord(missing, schema=load_schema()))
 
-
-
-def test_statistics_gen_and_transform_build_file_at_a_time_readers_within_the_executors(ingested):
-    """The two ways TFX builds these readers (StatisticsGen: `get_split_tfxio`; Transform: its processor's
-    `_CreateTFXIO`) both go through `make_tfxio`, which the executors' mixin swaps for their `Do`."""
-    examples, schema = examples_artifact(ingested[0]), load_schema()
-    dataset = tfx_transform._Dataset(  # pylint: disable=protected-access
-        os.path.join(ingested[0], "Split-train", "*"), "tfrecords_gzip", example_gen_pb2.FORMAT_TF_EXAMPLE,
-        None, None, None)
-    build = {
-        "statistics_gen": lambda: tfxio_utils.get_split_tfxio([examples], "train", ["t"], schema=schema),
-        "transform": lambda: tfx_transform.TransformProcessor()._CreateTFXIO(dataset, schema),  # pylint: disable=protected-access
-    }
-    for name, make in build.items():
-        assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
-        with file_reads.tfx_reads_file_at_a_time():
-            assert type(make()) is file_reads.FileAtATimeTFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
-        assert type(make()) is tf_example_record.TFExampleRecord, name  # pylint: disable=unidiomatic-typecheck
-    assert issubclass(large_batches.StatisticsGenExecutor, file_reads.ReadsFileAtATime)
-    assert issubclass(large_batches.TransformExecutor, file_reads.ReadsFileAtATime)
-    assert large_batches.TransformExecutor.parse_in_tensorflow  # its analysis turns the batches into tensors
-    assert not large_batches.StatisticsGenExecutor.parse_in_tensorflow  # TFDV tells an empty list from a null
 
 
 @pytest.mark.parametrize("payload, file_format, expected", [

@@ -28,8 +28,8 @@ def test_get_loss_validates_names_and_the_loss_own_parameters():
 def test_each_loss_class_takes_exactly_the_parameters_settings_list_and_its_defaults_apply():
     for name, cls in losses.LOSSES.items():
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "name", "kwargs"}
-        assert accepted == set(configs.LOSS_PARAMETERS[name]), name
-    assert tuple(losses.LOSSES) == configs.LOSSES
+        assert accepted == set(configs.LOSS_CHOICES[name].parameters), name
+        assert cls.__name__ == configs.LOSS_CHOICES[name].keras_class and issubclass(cls, tf.keras.losses.Loss)
     assert losses.build_loss(configs.LossConfig(name="combined_contrastive")).alpha == 0.9  # the paper's
     assert losses.build_loss(configs.LossConfig(name="combined_pair", alpha=0.3)).alpha == 0.3
     with pytest.raises(ValueError, match="alpha must be in"):

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfx.components.transform import executor as tfx_transform
 from tfx.types import standard_artifacts
 
-from pipeline import large_batches, materialize
+from components import materialize, transform
 from transforms.splits import SPLITS
 from tests.helpers import TRAIN_FILES, assert_same_examples, examples_artifact, read_examples
 
@@ -49,7 +49,7 @@ def _split_examples(transformed, split):
 
 @pytest.fixture(scope="module")
 def ours(ingested, tmp_path_factory):
-    return _run(large_batches.TransformExecutor, ingested, str(tmp_path_factory.mktemp("ours")))
+    return _run(transform.Executor, ingested, str(tmp_path_factory.mktemp("ours")))
 
 
 def test_file_at_a_time_writes_the_examples_vocabularies_and_artifact_tfx_writes(ingested, ours, tmp_path):
@@ -93,7 +93,7 @@ def test_a_split_without_files_is_named_before_any_analysis(ingested, tmp_path):
     for path in glob.glob(str(empty / "Split-eval" / "*")):
         os.remove(path)
     with pytest.raises(FileNotFoundError, match=r"split 'eval' has no files matching .*Split-eval"):
-        _run(large_batches.TransformExecutor, (str(empty), schema_dir), str(tmp_path / "out"))
+        _run(transform.Executor, (str(empty), schema_dir), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out" / "graph")
 
 
@@ -106,7 +106,7 @@ def test_a_retried_transform_replaces_what_an_earlier_attempt_left_in_its_output
         stale.mkdir(parents=True)
         first = materialize.output_name(0, TRAIN_FILES if split == "train" else 1)
         shutil.copy(os.path.join(ours[1].uri, f"Split-{split}", first), stale / materialize.output_name(2, 3))
-    _, transformed = _run(large_batches.TransformExecutor, ingested, str(out))
+    _, transformed = _run(transform.Executor, ingested, str(out))
     for split in SPLITS:
         count = TRAIN_FILES if split == "train" else 1
         assert _split_files(transformed, split) == [materialize.output_name(i, count) for i in range(count)]

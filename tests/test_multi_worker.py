@@ -52,11 +52,10 @@ COORDINATION_ERRORS = re.compile(r"Coordination agent is set to ERROR|set to ERR
 
 def test_chief_and_worker_train_in_step_and_only_the_chief_exports(demo_run, tmp_path):
     from settings import configs
-    from trainer import outside_pipeline
+    from pipeline import results
 
     output_root, _ = demo_run
-    examples, transform_graph = outside_pipeline.latest_transform_output(
-        configs.PipelineConfig(output_root=output_root).pipeline_root)
+    examples, transform_graph = results.latest_transform_output(configs.PipelineConfig(output_root=output_root))
     settings = configs.TrainerSettings(
         model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
         loss=configs.LossConfig(name="combined_pair", alpha=0.7, beta_pos=0.5),

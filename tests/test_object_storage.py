@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 import boto3
@@ -18,7 +17,8 @@ import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store as mlmd
 from tfx import v1 as tfx
 
-from pipeline import portable_beam
+from pipeline import portable_beam, results
+from settings import configs
 from serving.client import ServingClient
 from tests.helpers import ROOT, SERVING_ROWS, SMALL_MODEL, free_port, project_env, raw_examples, running_server
 
@@ -102,6 +102,11 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
     trainer = store.get_executions_by_type("tfx.components.trainer.component.Trainer")[-1]
     custom_config = trainer.custom_properties["custom_config"].string_value
     assert '"name": "combined_pair"' in custom_config and '"beta_pos": 0.1' in custom_config
+    with pytest.MonkeyPatch.context() as patch:  # artifacts on S3 are found through ML Metadata
+        patch.setenv("HOME", str(tmp_path))
+        examples, graph = results.latest_transform_output(configs.PipelineConfig(output_root=root))
+    assert examples.startswith(f"{root}/tfx/rankloss-tfx/Transform/transformed_examples/")
+    assert graph.startswith(f"{root}/tfx/rankloss-tfx/Transform/transform_graph/")
 
     # The server loads the pushed version from S3, answers as the same SavedModel does locally, and
     # picks up a version copied into the bucket later by polling it.
@@ -156,7 +161,7 @@ def test_a_second_ingestion_on_s3_replaces_the_first_output_whole(s3_env, genera
 def test_beam_s3_calls_share_one_client_per_configuration(s3_env):
     from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
     from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
-    from settings import object_storage  # pylint: disable=import-outside-toplevel
+    from runtime import object_storage  # pylint: disable=import-outside-toplevel
 
     env, client, _ = s3_env
     object_storage.share_beam_s3_clients()
@@ -173,30 +178,6 @@ def test_beam_s3_calls_share_one_client_per_configuration(s3_env):
     client.put_object(Bucket=BUCKET, Key="shared/a.txt", Body=b"abc")
     assert first.exists(f"s3://{BUCKET}/shared/a.txt") and not second.exists(f"s3://{BUCKET}/shared/b.txt")
     assert dict(second.list_files(f"s3://{BUCKET}/shared/")) == {f"s3://{BUCKET}/shared/a.txt": 3}
-
-
-@pytest.mark.parametrize("output, beam_args, local", [
-    ("s3://b/Transform/transform_graph/5", [], True),
-    ("gs://b/Transform/transform_graph/5", ["--direct_running_mode=multi_processing"], True),
-    ("s3://b/Transform/transform_graph/5", ["--runner=PortableRunner", "--job_endpoint=localhost:1"], False),
-    ("gs://b/Transform/transform_graph/5", ["--runner=DataflowRunner"], False),
-    ("/tmp/root/Transform/transform_graph/5", [], False)])
-def test_transform_scratch_is_local_for_an_object_store_root_under_the_direct_runner(output, beam_args, local):
-    from tfx.components.transform import executor as transform_executor  # pylint: disable=import-outside-toplevel
-    from pipeline import transform_scratch  # pylint: disable=import-outside-toplevel
-
-    def tfx_temp_path():  # as TFX's Transform executor names it
-        return os.path.join(output, transform_executor._TEMP_DIR_IN_TRANSFORM_OUTPUT)  # pylint: disable=protected-access
-
-    with pytest.raises(RuntimeError, match="failed"):
-        with transform_scratch.local_scratch(output, beam_args):
-            scratch = tfx_temp_path()
-            if local:
-                assert os.path.dirname(scratch) == tempfile.gettempdir() and os.path.isdir(scratch)
-            else:
-                assert scratch == output + "/.temp_path"
-            raise RuntimeError("the transform failed")
-    assert not os.path.exists(scratch) and tfx_temp_path() == output + "/.temp_path"
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +234,7 @@ def test_ingestion_runs_on_gcs_and_writes_the_records_a_local_run_writes(gcs_env
 
 
 def test_one_endpoint_and_region_configure_boto3_and_tensorflow_io():
-    from settings import object_storage  # pylint: disable=import-outside-toplevel
+    from runtime import object_storage  # pylint: disable=import-outside-toplevel
 
     environ = {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_DEFAULT_REGION": "eu-west-1"}
     object_storage.align_s3_environment(environ)
@@ -269,9 +250,9 @@ def test_one_endpoint_and_region_configure_boto3_and_tensorflow_io():
     ("pass", 0, ""), ("sys.exit(3)", 3, ""), ("sys.exit('no data at s3://b/x')", 1, "no data at s3://b/x"),
     ("1 / 0", 1, "ZeroDivisionError")])
 def test_entry_points_keep_their_exit_status_without_teardown(body, status, stderr):
-    code = ("import sys\nfrom settings import object_storage\n"
+    code = ("import sys\nfrom runtime import process\n"
             f"def main():\n    print('ran', flush=False)\n    {body}\n"
-            "object_storage.run_main(main)\nprint('not reached')\n")
+            "process.run_main(main)\nprint('not reached')\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=project_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == status and proc.stdout == "ran\n" and stderr in proc.stderr

@@ -85,7 +85,7 @@ def test_main_command_refuses_bad_trainer_settings_before_any_work(tmp_path):
     output_root = tmp_path / "out"
     flags = ["--loss", "hinge", "--alpha", "1.5", "--beta-pos", "0", "--negative-sampling-rate", "0",
              "--optimizer", "sgd", "--precision", "float16"]
-    proc = subprocess.run([sys.executable, "-m", "pipeline.demo", "--output-root", str(output_root)] + flags,
+    proc = subprocess.run([sys.executable, "-m", "demo", "--output-root", str(output_root)] + flags,
                           cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0, proc.stdout[-2000:]
     for message in ("valid choices: bce, combined_pair, combined_list, rcr, jrc, focal, focal_norm",

@@ -8,9 +8,8 @@ import sys
 import pytest
 import tensorflow_model_analysis as tfma
 
-from tfx_bsl.coders import batch_util
 
-from pipeline import large_batches, pipeline as pipeline_lib
+from pipeline import pipeline as pipeline_lib
 from settings import configs, flags
 from tests.helpers import ROOT, project_env
 
@@ -25,19 +24,15 @@ def test_dag_has_every_component_in_order():
         assert ids.index(before) < ids.index(after)
 
 
-def test_statistics_and_transform_read_batches_of_up_to_8192_rows_and_only_they():
+def test_the_customised_components_run_their_own_executors():
     config = configs.PipelineConfig(output_root="/tmp/unused")
     executors = {c.id: c.executor_spec.executor_class for c in pipeline_lib.create_pipeline(config).components
                  if hasattr(c.executor_spec, "executor_class")}
-    assert executors["StatisticsGen"] is large_batches.StatisticsGenExecutor
-    assert executors["Transform"] is large_batches.TransformExecutor
-    assert not issubclass(executors["Evaluator"], large_batches._ByteSizeBatching)  # pylint: disable=protected-access
-    default = batch_util.GetBatchElementsKwargs(None)
-    with large_batches.byte_size_batching():
-        batching = batch_util.GetBatchElementsKwargs(None)
-    assert default["max_batch_size"] == 1000 and batch_util.GetBatchElementsKwargs(None) == default
-    # a 300-byte Criteo example counts as 2,560 bytes: a 20 MiB batch holds 8,192 of them
-    assert batching["max_batch_size"] // batching["element_size_fn"](b"x" * 300) == 8192
+    assert {name: f"{cls.__module__}.{cls.__name__}" for name, cls in executors.items()
+            if name not in ("ImportSchemaGen", "ExampleValidator", "Trainer", "latest_blessed_model_resolver")} == {
+        "ImportExampleGen": "components.example_gen.Executor", "StatisticsGen": "components.statistics_gen.Executor",
+        "Transform": "components.transform.Executor", "Evaluator": "components.evaluator.Executor",
+        "Pusher": "components.pusher.Executor"}
 
 
 def test_the_statistics_sample_rate_reaches_statistics_gen_only_below_one():
@@ -87,7 +82,7 @@ def test_compiles_for_kubeflow_v2(tmp_path):
     assert "/pipeline/transforms/schema.pbtxt" in json.dumps(spec)
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/rankloss/tfx/rankloss-tfx"  # URI kept
     assert not os.path.exists(os.path.join(ROOT, "gs:"))
-    assert "pipeline.atomic_pusher.Executor" in json.dumps(executors["Pusher_executor"])
+    assert "components.pusher.Executor" in json.dumps(executors["Pusher_executor"])
     # The Trainer gets the loss as typed: alpha unset, so the loss's own default (the paper's 0.9) applies.
     trainer = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
     custom_config = json.loads(trainer["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
@@ -98,7 +93,7 @@ def test_compiles_for_kubeflow_v2(tmp_path):
 
 
 def test_demo_states_the_training_setting_and_steps_per_epoch():
-    from pipeline import demo
+    from demo import summary as demo
 
     line = demo.training_line(configs.PipelineConfig(), 41_920)
     assert "the reference model" in line and "41 steps per epoch" in line and "DNN 500-500-500" in line

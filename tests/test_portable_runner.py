@@ -5,18 +5,14 @@ only works in-process: unpicklable closures, module-level state, a worker withou
 `TF_USE_LEGACY_KERAS`. The ingestion, StatisticsGen, Transform and Evaluator outputs must equal the
 in-memory run's (the demo fixture's) on the same raw rows.
 """
-import glob
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-from tfx.components.statistics_gen import executor as statistics_gen_executor
-from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-from tfx.utils import dependency_utils
 
-from pipeline import beam_dependencies, portable_beam
+from pipeline import portable_beam
 from transforms.splits import SPLITS
 from tests.helpers import assert_same_examples, read_examples
 
@@ -47,7 +43,7 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
         demo_run, portable_beam_args, tmp_path):
     from tensorflow_metadata.proto.v0 import statistics_pb2
     from ingestion import convert
-    from pipeline import inputs, local_runner, pipeline as pipeline_lib
+    from pipeline import inputs, local_runner, pipeline as pipeline_lib, results
     from settings import configs
 
     demo_root, _ = demo_run
@@ -63,15 +59,11 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
     assert counts["splits"]["train"]["written"] > 1000
     local_runner.run(portable, create=pipeline_lib.create_data_pipeline)
 
-    def artifact(config, component, output):
-        [path] = glob.glob(os.path.join(config.pipeline_root, component, output, "*"))
-        return path
-
     for split in SPLITS:
         records = {}
         for name, config in (("in_memory", in_memory), ("portable", portable)):
             stats = statistics_pb2.DatasetFeatureStatisticsList()
-            with open(os.path.join(artifact(config, "StatisticsGen", "statistics"), f"Split-{split}",
+            with open(os.path.join(results.latest_output(config, "StatisticsGen", "statistics"), f"Split-{split}",
                                    "FeatureStats.pb"), "rb") as f:
                 stats.ParseFromString(f.read())
             records[name] = stats
@@ -84,31 +76,32 @@ def test_ingestion_statistics_and_transform_on_the_portable_runner_equal_the_in_
                 np.testing.assert_allclose([a.num_stats.mean, a.num_stats.std_dev],
                                            [b.num_stats.mean, b.num_stats.std_dev], rtol=1e-9)
 
-        assert_same_examples(
-            read_examples(os.path.join(artifact(portable, "Transform", "transformed_examples"), f"Split-{split}", "*")),
-            read_examples(os.path.join(artifact(in_memory, "Transform", "transformed_examples"), f"Split-{split}", "*")))
+        assert_same_examples(*(
+            read_examples(os.path.join(results.latest_output(c, "Transform", "transformed_examples"), f"Split-{split}", "*"))
+            for c in (portable, in_memory)))
 
-    ours, theirs = (os.path.join(artifact(c, "Transform", "transform_graph"), "transform_fn", "assets")
+    ours, theirs = (os.path.join(results.latest_output(c, "Transform", "transform_graph"), "transform_fn", "assets")
                     for c in (portable, in_memory))
     assert sorted(os.listdir(ours)) == sorted(os.listdir(theirs)) and len(os.listdir(ours)) == 26
     for name in os.listdir(ours):
         with open(os.path.join(ours, name), "rb") as a, open(os.path.join(theirs, name), "rb") as b:
             assert a.read() == b.read(), name
-    with open(os.path.join(artifact(portable, "Transform", "transform_graph"), "transformed_metadata",
+    with open(os.path.join(results.latest_output(portable, "Transform", "transform_graph"), "transformed_metadata",
                            "asset_map")) as f:
         assert json.load(f)["vocab_C1"] == "vocab_C1"
 
 
 def test_the_evaluator_on_the_portable_runner_computes_the_in_memory_runs_metrics(demo_run, portable_beam_args,
                                                                                   tmp_path):
-    from pipeline import evaluator, pipeline as pipeline_lib
+    from components import evaluator
+    from pipeline import pipeline as pipeline_lib
     from settings import configs
     from tests.helpers import evaluate
 
-    pipeline_root = configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
+    pipeline_config = configs.PipelineConfig(output_root=demo_run[0])
     runs = {}
     for runner, args in (("in_memory", None), ("portable", portable_beam_args)):  # the same (newest) model
-        runs[runner] = evaluate(evaluator.EvaluatorExecutor, pipeline_lib.eval_config(0.0), pipeline_root,
+        runs[runner] = evaluate(evaluator.Executor, pipeline_lib.eval_config(0.0), pipeline_config,
                                 str(tmp_path / runner), module_path=evaluator.MODULE_PATH, beam_pipeline_args=args)
     (in_memory, in_memory_plots, _), (portable, portable_plots, blessing) = runs["in_memory"], runs["portable"]
     assert portable == pytest.approx(in_memory, rel=1e-9)
@@ -121,19 +114,6 @@ def test_the_evaluator_on_the_portable_runner_computes_the_in_memory_runs_metric
     (counts, predictions), (expected_counts, expected_predictions) = plot(portable_plots[""]), plot(in_memory_plots[""])
     assert counts == expected_counts and predictions == pytest.approx(expected_predictions, rel=1e-9, abs=1e-12)
     assert blessing == ["BLESSED"]
-
-
-def test_tfx_builds_no_sdist_for_workers_that_run_on_this_machine():
-    make_flags = dependency_utils.make_beam_dependency_flags
-    local = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    with beam_dependencies.no_tfx_sdist_for_local_workers(local):
-        executor = statistics_gen_executor.Executor(BaseBeamExecutor.Context(beam_pipeline_args=local))
-    args = executor._beam_pipeline_args  # pylint: disable=protected-access
-    assert args[:2] == local and not any(arg.startswith("--extra_package") for arg in args)
-    assert dependency_utils.make_beam_dependency_flags is make_flags  # TFX's own again after
-    for elsewhere in (["--runner=PortableRunner", "--job_endpoint=localhost:1"], ["--runner=DataflowRunner"]):
-        with beam_dependencies.no_tfx_sdist_for_local_workers(elsewhere):
-            assert dependency_utils.make_beam_dependency_flags is make_flags, elsewhere
 
 
 def test_the_job_service_and_worker_pool_listen_on_loopback_only(portable_beam_args):

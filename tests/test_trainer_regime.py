@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from settings import configs
+from pipeline import results
 from trainer import outside_pipeline, schedule
 from tests.helpers import EpochRecorder, Interrupt
 
@@ -25,29 +26,30 @@ def _variables(export_dir):
 
 
 @pytest.fixture(scope="module")
-def pipeline_root(demo_run):
-    return configs.PipelineConfig(output_root=demo_run[0]).pipeline_root
+def transform_output(demo_run):
+    return results.latest_transform_output(configs.PipelineConfig(output_root=demo_run[0]))
 
 
-def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(pipeline_root, tmp_path):
-    first, again, other = (_variables(outside_pipeline.train_and_export(pipeline_root, _settings(seed), str(tmp_path / n)))
-                           for n, seed in (("a", 7), ("b", 7), ("c", 8)))
+def test_same_seed_repeats_a_run_exactly_and_another_seed_does_not(transform_output, tmp_path):
+    first, again, other = (
+        _variables(outside_pipeline.train_and_export(transform_output, _settings(seed), str(tmp_path / n)))
+        for n, seed in (("a", 7), ("b", 7), ("c", 8)))
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, c) for a, c in zip(first, other))
 
 
-def test_an_interrupted_trainer_resumes_from_its_last_epoch(pipeline_root, tmp_path, monkeypatch):
+def test_an_interrupted_trainer_resumes_from_its_last_epoch(transform_output, tmp_path, monkeypatch):
     settings, work = _settings(epochs=3), str(tmp_path / "trainer")
     original = schedule.callbacks
     monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [Interrupt(after_epoch=1)])
     with pytest.raises(KeyboardInterrupt):
-        outside_pipeline.train_and_export(pipeline_root, settings, work)
+        outside_pipeline.train_and_export(transform_output, settings, work)
     resume_root = os.path.join(work, "resume")
     assert len(os.listdir(resume_root)) == 1          # the backup of the interrupted run
 
     recorder = EpochRecorder()
     monkeypatch.setattr(schedule, "callbacks", lambda *a, **k: original(*a, **k) + [recorder])
-    export = outside_pipeline.train_and_export(pipeline_root, settings, work)
+    export = outside_pipeline.train_and_export(transform_output, settings, work)
     assert recorder.epochs == [1, 2]                   # epoch 1 was not trained again
     assert os.listdir(resume_root) == []               # a finished run leaves nothing to resume
     assert len(_variables(export)) > 0
@@ -78,7 +80,7 @@ class _TableAt(tf.keras.callbacks.Callback):
 
 @pytest.mark.parametrize("attempts", [2, 3])
 def test_a_trainer_resumed_in_new_executions_exports_the_best_epoch_from_before_the_interruption(
-        pipeline_root, tmp_path, monkeypatch, attempts):
+        transform_output, tmp_path, monkeypatch, attempts):
     """Each attempt is a new TFX execution (its own model_run and serving folders, the resume state shared);
     every attempt but the last is interrupted after one more epoch. The best epoch is the first, so the
     last attempt must load a checkpoint an earlier execution wrote."""
@@ -88,7 +90,7 @@ def test_a_trainer_resumed_in_new_executions_exports_the_best_epoch_from_before_
 
     epochs = attempts + 1
     settings = _settings(epochs=epochs)
-    examples, transform_graph = outside_pipeline.latest_transform_output(pipeline_root)
+    examples, transform_graph = transform_output
     scripted = _ScriptedValidation([0.9] + [0.5] * epochs)
     best = _TableAt(epoch=1)
     original = schedule.callbacks

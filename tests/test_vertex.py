@@ -53,10 +53,10 @@ def test_every_executor_runs_the_dockerfiles_image_with_its_code(compiled):
     assert workdir == kubeflow_v2_runner.IMAGE_PROJECT_ROOT and f"PYTHONPATH={workdir}" in dockerfile
     assert re.search(r"ENV TF_USE_LEGACY_KERAS=1\b", dockerfile)
     copied = set(re.findall(r"^COPY (\w+)/ \1/$", dockerfile, re.M))
-    named = set(re.findall(r'"((?:pipeline|trainer|transforms)\.[\w.]+)', json.dumps(job)))
-    assert {"trainer.task.run_fn", "transforms.preprocessing.preprocessing_fn", "pipeline.atomic_pusher.Executor",
-            "pipeline.large_batches.StatisticsGenExecutor", "pipeline.large_batches.TransformExecutor",
-            "pipeline.copy_import.Executor"} <= named
+    named = set(re.findall(r'"((?:components|pipeline|trainer|transforms)\.[\w.]+)', json.dumps(job)))
+    assert {"trainer.task.run_fn", "transforms.preprocessing.preprocessing_fn", "components.pusher.Executor",
+            "components.statistics_gen.Executor", "components.transform.Executor",
+            "components.example_gen.Executor"} <= named
     needed, frontier = set(), {name.split(".")[0] for name in named}
     while frontier:  # the named packages and every package they import
         package = frontier.pop()

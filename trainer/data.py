@@ -60,8 +60,8 @@ def _streamed(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFe
     """Parsed batches read from the files, reading and parsing on `threads` threads each.
 
     Each file's records are read in blocks of `_READ_BLOCK`, and the interleave hands over blocks: handing
-    over single records between threads cost 25 µs a record with two reading threads, against 4 on one
-    (reading and parsing a 1.4M-row train split); in blocks, 3.6-3.9 either way.
+    over single records between threads cost several times more with two reading threads than with one,
+    and in blocks the two cost the same.
     """
     files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle, seed=seed)
     blocks = files.interleave(
@@ -78,10 +78,8 @@ def _shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, see
     another each pass.
 
     One permutation per window instead of tf.data's `shuffle` buffer of `window` records, which moved
-    each record through a 100,000-record buffer at about 3 µs a record (cache misses), a third of the
-    streaming input's cost: read, permute and cut into batches, then parse, 6.4-6.8 µs a record against
-    8.5-8.8 (one thread, the 2M benchmark's train split); `model.fit` streaming at 0.83-0.88 of the bare
-    step against 0.83-0.84 (benchmarks.trainer_speed (a), three alternating runs, BUILD.md). Each window
+    each record through the buffer with a cache miss each, a third of the streaming input's cost when
+    profiled (benchmarks.trainer_speed (a) measures the streaming input against the bare step). Each window
     is a uniform permutation, and no record leaves its window, where the buffer let some travel further;
     up to three windows of serialized records are in memory (about 200 MB for 100,000 Criteo records).
     """
@@ -97,9 +95,7 @@ def _input_threads() -> int:
     """Parallel reads and parses of the streaming input: every core but one, which the step keeps.
 
     Fixed rather than tf.data's autotuner: on 2 cores the autotuner's extra threads took CPU from the
-    step (benchmarks.trainer_speed (a) on 2M rows, four alternating runs each: `model.fit` at 0.76-0.84
-    of the bare step with it, median 0.79, and 0.81-0.93, median 0.84, with one read and one parse
-    thread; 11,300 against 12,500 examples/s, medians)."""
+    step, and `model.fit` kept up with the bare step less well (benchmarks.trainer_speed (a))."""
     return max(1, (os.cpu_count() or 1) - 1)
 
 
@@ -158,8 +154,7 @@ def _in_memory_dataset(tables: Dict[tf.DType, tf.Tensor], layout: Layout, batch_
     """Batches of rows gathered from `tables`; with `shuffle`, every row in a new order each pass.
 
     A batch is one gather of whole rows per table: a table per feature, one scattered gather per feature
-    and tf.data's `shuffle` of row numbers took 2.4 µs a row, against 0.37 (one thread, the 600k
-    benchmark's 420k-row train split).
+    and tf.data's `shuffle` of row numbers took several times longer a row.
     """
     all_rows = tf.range(int(next(iter(tables.values())).shape[0]), dtype=tf.int64)
     if shuffle:

@@ -18,10 +18,11 @@ the list cross-entropy among the positives (Eq. 3, 5: non-zero for N+ > 1); JRC,
 contrastive term are defined as usual, and Focal' has no negative to reweight. Every loss stays
 finite for logits of ±1e3, batch size 1 and zero sample weights.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
+from equations import weighted_bce
 from settings import configs
 from trainer.ranknet import ranknet
 
@@ -34,14 +35,10 @@ def _flat(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.cast(x, tf.float32), [-1])
 
 
-def positive_weights(labels: tf.Tensor, beta_pos: float) -> tf.Tensor:
-    """β_pos for positives, 1 for negatives (Eq. 15)."""
-    return 1.0 + (beta_pos - 1.0) * labels
-
-
 def weighted_bce_terms(labels: tf.Tensor, logits: tf.Tensor, beta_pos: float) -> tf.Tensor:
     """Per-example β_pos-weighted binary cross-entropy from logits (Eq. 15), stable for any logit."""
-    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits) * positive_weights(labels, beta_pos)
+    return weighted_bce.weighted_terms(labels, tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits),
+                                       beta_pos)
 
 
 def _batch_mean(terms: tf.Tensor, sample_weight: Optional[tf.Tensor]) -> tf.Tensor:
@@ -60,7 +57,7 @@ def list_cross_entropy(labels: tf.Tensor, log_scores: tf.Tensor, beta_pos: float
     log β_pos < 0 (one positive that outscores every negative). 0 when the batch has no positive.
     """
     positive = labels > 0.5
-    log_denominator = tf.reduce_logsumexp(log_scores + tf.math.log(positive_weights(labels, beta_pos)))
+    log_denominator = tf.reduce_logsumexp(log_scores + tf.math.log(weighted_bce.positive_weights(labels, beta_pos)))
     terms = log_denominator - log_scores
     if sample_weight is not None:
         terms = terms * _flat(sample_weight)
@@ -74,12 +71,11 @@ class _BatchLoss(tf.keras.losses.Loss):
     replicas it divides the value by the replica count before the replicas' gradients are summed, so the
     step follows the mean of the replicas' losses (see `trainer.distribution`).
 
-    Each subclass is the loss `KEY` of `settings.configs.LOSS_PARAMETERS`, which lists its parameters;
+    Each subclass is named by an entry of `settings.configs.LOSS_CHOICES`, which lists its parameters;
     their defaults are the subclass's `__init__` defaults. Arguments are checked when the loss is built.
     """
 
     INPUT = LOGIT
-    KEY = ""
 
     def __init__(self, name: str, parameters: Dict[str, float], **kwargs):
         kwargs.pop("reduction", None)  # always per batch; present in configs from get_config
@@ -99,7 +95,12 @@ class _BatchLoss(tf.keras.losses.Loss):
         raise NotImplementedError
 
     def get_config(self) -> Dict:
-        return {**super().get_config(), **{p: getattr(self, p) for p in configs.LOSS_PARAMETERS[self.KEY]}}
+        return {**super().get_config(), **{p: getattr(self, p) for p in self.parameter_names()}}
+
+    @classmethod
+    def parameter_names(cls) -> Tuple[str, ...]:
+        """The parameters `settings.configs.LOSS_CHOICES` lists for this class."""
+        return next(c.parameters for c in configs.LOSS_CHOICES.values() if c.keras_class == cls.__name__)
 
 
 def _register(cls):
@@ -111,7 +112,6 @@ class WeightedBinaryCrossentropy(_BatchLoss):
     """BCE with weight β_pos on positives (Eq. 15; Eq. 1 when β_pos = 1):
     L = -1/N Σ_i [β_pos·y_i·log σ(z_i) + (1 - y_i)·log(1 - σ(z_i))]."""
 
-    KEY = "bce"
 
     def __init__(self, beta_pos: float = 1.0, name: str = "bce", **kwargs):
         super().__init__(name, {"beta_pos": beta_pos}, **kwargs)
@@ -140,7 +140,6 @@ class CombinedPair(_Combined):
     """Combined-Pair: α·BCE_β + (1 - α)·RankNet over the N+·N- in-batch pairs (Eq. 8-9).
     β_pos weights the BCE term only."""
 
-    KEY = "combined_pair"
 
     def __init__(self, alpha: float = 0.7, beta_pos: float = 1.0, name: str = "combined_pair", **kwargs):
         super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
@@ -153,7 +152,6 @@ class CombinedPair(_Combined):
 class CombinedList(_Combined):
     """Combined-List: α·BCE_β + (1 - α)·ListNet (Eq. 3), softmax denominator with β_pos on positives."""
 
-    KEY = "combined_list"
 
     def __init__(self, alpha: float = 0.5, beta_pos: float = 1.0, name: str = "combined_list", **kwargs):
         super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
@@ -166,7 +164,6 @@ class CombinedList(_Combined):
 class RCR(_Combined):
     """RCR: α·BCE_β + (1 - α)·ListCE (Eq. 5), the list cross-entropy with σ(z) in place of exp(z)."""
 
-    KEY = "rcr"
 
     def __init__(self, alpha: float = 0.5, beta_pos: float = 1.0, name: str = "rcr", **kwargs):
         super().__init__(name, {"alpha": alpha, "beta_pos": beta_pos}, **kwargs)
@@ -185,7 +182,6 @@ class JRC(_BatchLoss):
     """
 
     INPUT = TWO_LOGITS
-    KEY = "jrc"
 
     def __init__(self, jrc_weight: float = 0.5, beta_pos: float = 1.0, name: str = "jrc", **kwargs):
         super().__init__(name, {"jrc_weight": jrc_weight, "beta_pos": beta_pos}, **kwargs)
@@ -203,7 +199,6 @@ class JRC(_BatchLoss):
 class Focal(_BatchLoss):
     """Focal loss (Eq. 16): -1/N Σ [β y (1-p)^γ log p + (1-y) p^γ log(1-p)], p = σ(z)."""
 
-    KEY = "focal"
 
     def __init__(self, gamma: float = 2.0, beta_pos: float = 1.0, name: str = "focal", **kwargs):
         super().__init__(name, {"gamma": gamma, "beta_pos": beta_pos}, **kwargs)
@@ -224,7 +219,6 @@ class NormalizedFocal(Focal):
     """Focal' (Eq. 17): a negative's weight is p_i^γ + (1 - Σ_k∈N p_k^γ / N-), so the
     average negative weight is 1, as in BCE."""
 
-    KEY = "focal_norm"
 
     def __init__(self, gamma: float = 2.0, beta_pos: float = 1.0, name: str = "focal_norm", **kwargs):
         super().__init__(gamma=gamma, beta_pos=beta_pos, name=name, **kwargs)
@@ -258,7 +252,6 @@ class CombinedContrastive(_Combined):
     penultimate representation (Eq. 18-19); the paper's α = 0.9, τ = 0.4."""
 
     INPUT = LOGIT_AND_REPRESENTATION
-    KEY = "combined_contrastive"
 
     def __init__(self, alpha: float = 0.9, beta_pos: float = 1.0, tau: float = 0.4,
                  name: str = "combined_contrastive", **kwargs):
@@ -268,8 +261,7 @@ class CombinedContrastive(_Combined):
         return supervised_contrastive(labels, y_pred[:, 1:], self.tau)
 
 
-LOSSES = {cls.KEY: cls for cls in (WeightedBinaryCrossentropy, CombinedPair, CombinedList, RCR, JRC, Focal,
-                                   NormalizedFocal, CombinedContrastive)}
+LOSSES = {name: globals()[choice.keras_class] for name, choice in configs.LOSS_CHOICES.items()}
 
 
 def get_loss(name: str, **params: float) -> tf.keras.losses.Loss:
@@ -282,8 +274,9 @@ def get_loss(name: str, **params: float) -> tf.keras.losses.Loss:
         raise ValueError(f"unknown loss {name!r}; valid choices: {', '.join(LOSSES)}")
     unknown = set(params) - set(configs.LOSS_PARAMETER_CHECKS)
     if unknown:
-        raise ValueError(f"unknown loss parameter(s) {sorted(unknown)}; valid: {', '.join(configs.LOSS_PARAMETER_CHECKS)}")
-    return LOSSES[name](**{k: v for k, v in params.items() if k in configs.LOSS_PARAMETERS[name]})
+        raise ValueError(f"unknown loss parameter(s) {sorted(unknown)}; "
+                         f"valid: {', '.join(configs.LOSS_PARAMETER_CHECKS)}")
+    return LOSSES[name](**{k: v for k, v in params.items() if k in configs.LOSS_CHOICES[name].parameters})
 
 
 def build_loss(loss: configs.LossConfig) -> tf.keras.losses.Loss:

@@ -1,6 +1,7 @@
 """The paper's reported "BCE loss": the β_pos-weighted loss of Eq. 15, as a Keras metric.
 
-The Trainer's, on logits; the Evaluator computes it from served probabilities (pipeline/batch_metrics.py).
+The Trainer's, on logits; the Evaluator computes it from served probabilities (components/batch_metrics.py),
+both through `equations.weighted_bce`.
 """
 from typing import Dict
 

@@ -1,9 +1,9 @@
 """Runs the Trainer's `run_fn` outside the pipeline, on a finished pipeline's Transform output.
 
 For studies and benchmarks that retrain with another loss without re-running ingestion and
-Transform: the same `run_fn`, the same export, other `TrainerSettings`.
+Transform: the same `run_fn`, the same export, other `TrainerSettings`. The caller finds the Transform
+output (`pipeline.results.latest_transform_output`, through ML Metadata).
 """
-import glob
 import os
 from typing import Tuple
 
@@ -14,33 +14,18 @@ from trainer import task
 from transforms.splits import split_dir_name
 
 
-def newest_execution_dir(pattern: str) -> str:
-    """The artifact folder of the newest component execution (TFX names them by execution id)."""
-    found = glob.glob(pattern)
-    if not found:
-        raise FileNotFoundError(f"no pipeline artifact matches {pattern}: run the pipeline first (scripts/demo.sh)")
-    return max(found, key=lambda p: int(os.path.basename(p)))
-
-
-def latest_transform_output(pipeline_root: str) -> Tuple[str, str]:
-    """(transformed examples dir, transform graph dir) of the pipeline's latest Transform run."""
-    transform = os.path.join(pipeline_root, "Transform")
-    return (newest_execution_dir(os.path.join(transform, "transformed_examples", "*")),
-            newest_execution_dir(os.path.join(transform, "transform_graph", "*")))
-
-
 def split_files(examples_dir: str, split: str) -> str:
     """The file pattern of one split of an examples artifact."""
     return os.path.join(examples_dir, split_dir_name(split), "*")
 
 
-def train_and_export(pipeline_root: str, settings: TrainerSettings, work_dir: str) -> str:
-    """Trains on the latest Transform output under `pipeline_root`; returns the SavedModel path.
+def train_and_export(transform_output: Tuple[str, str], settings: TrainerSettings, work_dir: str) -> str:
+    """Trains on `transform_output` (transformed examples URI, transform graph URI); returns the SavedModel path.
 
     `work_dir` is laid out as a Trainer's: `model_run/1` (TensorBoard, checkpoints), `serving`,
     and `resume/` while a run is interrupted.
     """
-    examples, transform_graph = latest_transform_output(pipeline_root)
+    examples, transform_graph = transform_output
     serving_dir = os.path.join(work_dir, "serving")
     task.run_fn(FnArgs(
         train_files=[split_files(examples, "train")], eval_files=[split_files(examples, "eval")],

@@ -55,7 +55,7 @@ class TrainingModel(tf.keras.Model):
         return y_pred[:, :1]
 
     # Keras traces these steps with AutoGraph, which rewrites every Python function they reach (layers,
-    # loss, metrics, optimizer): ~20 s per run. Nothing here branches on tensor values, so they are traced
+    # loss, metrics, optimizer), a large fixed cost per run. Nothing here branches on tensor values, so they are traced
     # as plain Python; a tensor-dependent `if` would raise at trace time instead of being converted.
     train_step = tf.autograph.experimental.do_not_convert(tf.keras.Model.train_step)
     test_step = tf.autograph.experimental.do_not_convert(tf.keras.Model.test_step)

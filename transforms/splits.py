@@ -39,7 +39,7 @@ def split_index(line_numbers: Union[int, np.ndarray]) -> np.ndarray:
 
 def split_of(line_number: int) -> str:
     """Name of the split a single line belongs to: `split_index` in Python integers (a NumPy call
-    per line costs ~20 µs, ten times this)."""
+    per line costs about ten times this)."""
     x = (line_number + _GAMMA) & _MASK64
     x = ((x ^ (x >> 30)) * _MIX1) & _MASK64
     x = ((x ^ (x >> 27)) * _MIX2) & _MASK64

@@ -1,8 +1,8 @@
 """Every categorical field's vocabulary from one Beam analyzer pass.
 
 `tft.compute_and_apply_vocabulary` once per field builds one analyzer per field: each
-adds its own Beam stages (a fixed ~3 s per field on the in-process runner, 26 fields:
-~80 s at any data size) and counts tokens one Python element at a time. `FieldVocabularies`
+adds its own Beam stages, a fixed cost per field at any data size, and counts tokens one Python
+element at a time. `FieldVocabularies`
 counts all fields' tokens per batch (`collections.Counter`, in C), sums the counts per
 (field, token) with one `CombinePerKey`, and writes one file per field, exactly as
 `tft.vocabulary` writes it (the same tokens, filter and order), so that

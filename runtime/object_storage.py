@@ -9,16 +9,17 @@ Credentials and the endpoint come from the environment, never from flags, code o
 `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or an instance role), `AWS_REGION`, and for an
 S3-compatible store other than AWS, `AWS_ENDPOINT_URL` (e.g. http://minio:9000). boto3 and
 tensorflow-io name the endpoint and region differently; `align_s3_environment` fills in each one's
-name from the other's, so one set of variables configures both. GCS takes Application Default Credentials.
+name from the other's, so one set of variables configures both; the entry points call it through
+`configure_beam_file_systems` or `enable_tensorflow_s3` before anything opens a path, and Beam's workers
+inherit the aligned environment. GCS takes Application Default Credentials.
 """
 import os
-import sys
 import threading
-import traceback
 import types
-from typing import Callable, Dict, Iterable, Sequence, Tuple
+from typing import Dict, Iterable, Sequence, Tuple
 
-OBJECT_STORE_SCHEMES = ("gs://", "s3://")
+from runtime import patches
+from settings.configs import OBJECT_STORE_SCHEMES
 
 
 def is_object_store(path: str) -> bool:
@@ -49,6 +50,7 @@ def configure_beam_file_systems(beam_args: Sequence[str] = ()) -> None:
     from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
     from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
 
+    align_s3_environment()
     FileSystems.set_options(PipelineOptions(list(beam_args)))
     share_beam_s3_clients()
 
@@ -74,12 +76,11 @@ def share_beam_s3_clients() -> None:
     """Has Beam's S3 file system reuse one boto3 client per configuration in this process.
 
     Beam 2.59 builds a new boto3 session and client for every file-system call (an `S3IO` per match,
-    open, exists, rename or delete): 206 ms each here, 11 s of the local runner's run on 500 rows against
-    a local S3 server (py-spy). Idempotent.
+    open, exists, rename or delete), most of a small run's time against an S3 server. Idempotent; a
+    guarded patch (runtime/patches.py).
     """
-    from apache_beam.io.aws.clients.s3 import boto3_client  # pylint: disable=import-outside-toplevel
-
-    boto3_client.boto3 = types.SimpleNamespace(session=types.SimpleNamespace(Session=_SharedClientSession))
+    patches.patch_process(patches.BEAM_S3_CLIENTS, lambda _: types.SimpleNamespace(
+        session=types.SimpleNamespace(Session=_SharedClientSession)))
 
 
 def enable_tensorflow_s3(paths: Iterable[str]) -> bool:
@@ -93,27 +94,3 @@ def enable_tensorflow_s3(paths: Iterable[str]) -> bool:
     align_s3_environment()
     import tensorflow_io  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     return True
-
-
-def run_main(main: Callable[[], None]) -> None:
-    """Runs an entry point's `main`, then ends the process without interpreter teardown, with the status
-    it would have had: 0, a `SystemExit`'s code (its message printed), or 1 after an uncaught exception.
-
-    Two native libraries abort in their static destructors at exit after correct work: TF 2.16's
-    `AtomicFunction.__del__` raises at shutdown, and tensorflow-io 0.37.1's S3 file system calls a pure
-    virtual method once S3 was used (status 134; tensorflow/io#2039, fixed upstream after 0.37.1, the
-    last release for TF 2.16). Entry points that run TensorFlow end through this instead.
-    """
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-        if not isinstance(stop.code, (int, type(None))):
-            print(stop.code, file=sys.stderr)
-    except BaseException:  # pylint: disable=broad-except
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # pylint: disable=protected-access

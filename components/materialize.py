@@ -2,24 +2,22 @@
 
 TFX's Transform executor materializes the transformed examples one record per Beam element: it reads
 each record, batches records into Arrow, runs the transform graph per batch, encodes, and writes each
-record back through Beam's gzip writer (level 6). On 300k rows (py-spy, BUILD.md) the per-record
-reading, writing, CRCs and Beam bookkeeping, with the decode to Arrow, were most of Transform's
-per-row time, and the transform graph itself 3 %.
+record back through Beam's gzip writer (level 6); the per-record work, not the transform graph, is most
+of its per-row time.
 
 Here each input file is one Beam element. Inside it, `tf.data` reads the gzipped records, parses them
 with the raw feature spec (`tf.io.parse_example`, the parse the exported serving graph does) and runs
 the transform graph (`TFTransformOutput.transform_raw_features`); tfx-bsl's encoder serializes each
 batch of 8,192 rows as TFX's does (the same tensor-to-Arrow converter and `tf.Example` encoder over
-the transformed schema), and TensorFlow's writer gzips at level 1: on a 210k-row split, level 6 took
-5.7 s to write 24 MB and level 1 1.3 s for 34 MB. An output file holds its input file's rows in their
-order, under TFX's names (`Split-<name>/transformed_examples-<i>-of-<n>.gz`). Every file's rows read
-must equal its rows written, or the step fails naming the file. Each split is written into a staging
-folder that replaces the split's folder once every file is written (`ingestion.staged_output`), so a
-retried execution's output holds none of an earlier attempt's files.
+the transformed schema), and TensorFlow's writer gzips at level 1 (larger files, written several times
+faster than at level 6). An output file holds its input file's rows in their order, under TFX's names
+(`Split-<name>/transformed_examples-<i>-of-<n>.gz`). Every file's rows read must equal its rows written,
+or the step fails naming the file. Each split is written into a staging folder that replaces the split's
+folder once every file is written (`ingestion.staged_output`), so a retried execution's output holds none
+of an earlier attempt's files.
 
-`WritesFileAtATime` runs TFX's executor for the analysis only (without the `transformed_examples`
-output) and then this step, when every input artifact holds gzipped `tf.Example` TFRecords (what
-ImportExampleGen writes); anything else goes through TFX's own materialization.
+The Transform executor (components/transform.py) runs TFX's for the analysis only and then `materialize`,
+when every input artifact holds gzipped `tf.Example` TFRecords (what ImportExampleGen writes).
 """
 import contextlib
 import os
@@ -30,14 +28,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tensorflow_transform import impl_helper
-from tfx.components.transform import executor_utils
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils, standard_component_specs as specs
+from tfx.types import artifact_utils
 from tfx_bsl.coders import example_coder
 
 from ingestion import record_batches, staged_output
-from pipeline import file_reads
-from settings import object_storage
+from components import file_reads
+from runtime import object_storage
 
 OUTPUT_PREFIX = "transformed_examples"
 
@@ -51,12 +48,12 @@ class FileTransformer:
         output = tft.TFTransformOutput(transform_graph_dir)
         raw_spec = output.raw_feature_spec()
 
-        # Plain TensorFlow calls: without autograph the first trace took 2 s instead of 10 (py-spy).
+        # Plain TensorFlow calls: AutoGraph would convert every function the graph reaches, at first trace.
         @tf.function(autograph=False)
         def transform(serialized):
             return tf.size(serialized), output.transform_raw_features(tf.io.parse_example(serialized, raw_spec))
 
-        # Traced once here: `Dataset.map` traces a Python function anew for every file's dataset (4-5 s
+        # Traced once here: `Dataset.map` traces a Python function anew for every file's dataset (seconds
         # each for this graph), while mapping a concrete function only wraps a call to it.
         self._transform = transform.get_concrete_function(tf.TensorSpec([None], tf.string))
         self._batch_rows = batch_rows
@@ -128,30 +125,25 @@ def transform_files(pipeline: beam.Pipeline, transform_graph_dir: str, jobs: Seq
     return rows
 
 
-class WritesFileAtATime:
-    """Transform executor mixin: TFX's analysis, then `transform_files` (see the module docstring)."""
+def file_jobs_of(examples, transformed, splits: Sequence[str]) -> Tuple[List[Tuple[str, List[str]]], List[str]]:
+    """(each split's source files, each split's output folder) for Examples artifacts `examples` and their
+    `transformed` counterparts; raises naming a split that has no files."""
+    sources, outputs = [], []
+    for source, output in zip(examples, transformed):
+        for split in splits:
+            pattern = os.path.join(artifact_utils.get_split_uri([source], split), "*")
+            files = sorted(fileio.glob(pattern))
+            if not files:
+                raise FileNotFoundError(f"Transform: split {split!r} has no files matching {pattern}")
+            sources.append((split, files))
+            outputs.append(artifact_utils.get_split_uri([output], split))
+    return sources, outputs
 
-    def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
-        examples = input_dict[specs.EXAMPLES_KEY]
-        transformed = output_dict.get(specs.TRANSFORMED_EXAMPLES_KEY)
-        if not transformed or not file_reads.gzipped_tf_examples(examples):
-            return super().Do(input_dict, output_dict, exec_properties)
-        executor_utils.MatchNumberOfTransformedExamplesArtifacts(input_dict, output_dict)
-        splits = executor_utils.ResolveSplitsConfig(exec_properties.get(specs.SPLITS_CONFIG_KEY), examples).transform
-        executor_utils.SetSplitNames(splits, transformed)
-        sources, outputs = [], []
-        for source, output in zip(examples, transformed):
-            for split in splits:
-                pattern = os.path.join(artifact_utils.get_split_uri([source], split), "*")
-                files = sorted(fileio.glob(pattern))
-                if not files:
-                    raise FileNotFoundError(f"Transform: split {split!r} has no files matching {pattern}")
-                sources.append((split, files))
-                outputs.append(artifact_utils.get_split_uri([output], split))
-        analysis_outputs = {k: v for k, v in output_dict.items() if k != specs.TRANSFORMED_EXAMPLES_KEY}
-        super().Do(input_dict, analysis_outputs, exec_properties)
-        graph_dir = artifact_utils.get_single_uri(output_dict[specs.TRANSFORM_GRAPH_KEY])
-        with contextlib.ExitStack() as stack:  # each split's folder holds this attempt's files alone
-            staging = [stack.enter_context(staged_output.staged(uri)) for uri in outputs]
-            transform_files(self._make_beam_pipeline(), graph_dir, file_jobs(sources, staging))
-        return None
+
+def materialize(pipeline: beam.Pipeline, transform_graph_dir: str, sources: Sequence[Tuple[str, List[str]]],
+                output_split_uris: Sequence[str]) -> Dict[str, int]:
+    """Writes every source file transformed into its split's output folder, each split staged so that the
+    folder holds this attempt's files alone (`ingestion.staged_output`); {split: rows written}."""
+    with contextlib.ExitStack() as stack:
+        staging = [stack.enter_context(staged_output.staged(uri)) for uri in output_split_uris]
+        return transform_files(pipeline, transform_graph_dir, file_jobs(sources, staging))

@@ -1,39 +1,29 @@
 """StatisticsGen, Transform's analysis and the Evaluator reading gzipped `tf.Example` TFRecords a file at a time.
 
 TFX's readers (tfx-bsl's `TFExampleRecord.BeamSource`) make every record one Beam element, then batch
-the records and decode each batch to Arrow. At 300k rows (py-spy, BUILD.md) StatisticsGen spent 35 %
-of its time in the decoder and about as much again on Beam's per-record work and per-record reads
-(bundle processing 22 %, reads 12 %, pickling 7 %, telemetry 4 %, CRCs 3 %); TFDV's generators were
-under 10 %. Here each file is one Beam element: `tf.data` reads it in batches of `BATCH_ROWS` records
-and the same decoder (tfx-bsl's `ExamplesToRecordBatchDecoder`, with the same schema) makes each batch
-one Arrow record batch. The batches hold the same rows as TFX's, each file's in its order, so the
-statistics and vocabularies are TFX's; with several files in a split, TFDV merges the files' partial
-results in another order and a mean or a standard deviation may differ in its last bits
-(tests/test_file_reads.py). On 300k rows the StatisticsGen executor took 20-23 s instead of 28-32 s,
-Transform's 45-52 s instead of 56-58 s (2 runs each, BUILD.md). The decoder itself, about 28,000
-rows/s on one core here, is now most of what is left of StatisticsGen's per-row cost.
+the records and decode each batch to Arrow; Beam's per-record work and the decoder are most of those
+components' per-row time (benchmarks/RESULTS.md). Here each file is one Beam element: `tf.data` reads it
+in batches of `BATCH_ROWS` records and the same decoder (tfx-bsl's `ExamplesToRecordBatchDecoder`, with
+the same schema) makes each batch one Arrow record batch. The batches hold the same rows as TFX's, each
+file's in its order, so the statistics and vocabularies are TFX's; with several files in a split, TFDV
+merges the files' partial results in another order and a mean or a standard deviation may differ in its
+last bits (tests/test_file_reads.py).
 
-Transform's analysis parses instead with `tf.io.parse_example` (C++, in `tf.data`'s threads) and builds
-the same Arrow columns from the parsed values: on the demo's 41,920 train rows, 42 µs a row with the
-decoder against about 10 µs parsed and converted (8,192-row batches, three runs each). The one
-difference: a feature whose value list is present but empty is null here and an empty list for the
-decoder; both become the same tensors, so Transform's analysis is unchanged, while TFDV would count
-the two apart, so StatisticsGen keeps the decoder. The Evaluator parses too: it reads one column, the
-label, which its metrics need exactly once per example, null or empty alike.
+Transform's analysis and the Evaluator parse instead with `tf.io.parse_example` (C++, in `tf.data`'s
+threads) and build the same Arrow columns from the parsed values. The one difference: a feature whose
+value list is present but empty is null here and an empty list for the decoder; both become the same
+tensors, so Transform's analysis is unchanged, and the Evaluator reads one column, the label, which its
+metrics need exactly once per example. TFDV would count the two apart, so StatisticsGen keeps the decoder.
 
 tfx-bsl's decoder lets go of Python's lock while it decodes, but one decoder is not thread-safe: each
 batch is decoded on one of `DECODE_THREADS` threads with its own decoder, while the components
-downstream (TFDV's generators, the Evaluator) take the batch before, and the batches still come out in
-the file's order. The StatisticsGen executor alone on 600k rows took 16.3-19.2 s instead of 23.5-26.0 s
-with byte-identical statistics (six alternating runs each way, BUILD.md). Transform's analysis parses in
-TensorFlow and keeps one thread: its NumPy and Arrow conversion gained nothing on other threads.
+downstream take the batch before, and the batches still come out in the file's order.
 
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
 tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
-`tfxio_utils.make_tfxio`; `ReadsFileAtATime`, an executor mixin, has it return this reader instead of a
-plain `TFExampleRecord` over gzipped files for the length of the executor's `Do` (as `large_batches`
-sets its flag); the Evaluator's executor also projects it (pipeline/evaluator.py).
+`tfxio_utils.make_tfxio`; within `tfx_reads_file_at_a_time` it returns this reader instead of a plain
+`TFExampleRecord` over gzipped files (a guarded patch, runtime/patches.py).
 """
 import concurrent.futures
 import contextlib
@@ -43,16 +33,16 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
-from tfx.components.util import examples_utils, tfxio_utils
+from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 
-from pipeline import worker_threads
-from settings import object_storage
+from components import worker_threads
+from runtime import object_storage, patches
 
-BATCH_ROWS = 8_192  # tfx-bsl's largest batch under byte-size batching (pipeline/large_batches.py)
+BATCH_ROWS = 8_192  # tfx-bsl's largest batch under its byte-size batching
 DECODE_THREADS = 2
 COUNTER_NAMESPACE = "file_reads"
 GZIP_FORMAT = "tfrecords_gzip"  # ImportExampleGen's file format
@@ -220,7 +210,8 @@ def file_at_a_time(tfxio, file_format: Union[None, str, List[str]], sample_rate:
     """`tfxio` as a `FileAtATimeTFExampleRecord` (reading the rows `in_sample` at `sample_rate`, parsing them
     with TensorFlow if asked) when it is a plain `TFExampleRecord` over gzipped files."""
     formats = file_format if isinstance(file_format, list) else [file_format]
-    if type(tfxio) is not tf_example_record.TFExampleRecord or set(formats) != {GZIP_FORMAT}:  # pylint: disable=unidiomatic-typecheck
+    plain = type(tfxio) is tf_example_record.TFExampleRecord  # pylint: disable=unidiomatic-typecheck
+    if not plain or set(formats) != {GZIP_FORMAT}:
         return tfxio
     return FileAtATimeTFExampleRecord(
         file_pattern=tfxio._file_pattern, schema=tfxio._schema,  # pylint: disable=protected-access
@@ -236,32 +227,20 @@ def gzipped_tf_examples(artifacts) -> bool:
 
 @contextlib.contextmanager
 def tfx_reads_file_at_a_time(project: Optional[List[str]] = None, file_format: Optional[str] = None,
-                             sample_rate: float = 1.0, parse_in_tensorflow: bool = False) -> Iterator[None]:
+                             sample_rate: float = 1.0, parse_in_tensorflow: bool = False) -> Iterator[bool]:
     """Within, `tfxio_utils.make_tfxio` (what TFX's StatisticsGen, Transform and Evaluator build their
     readers with) returns `file_at_a_time` of what it built; `file_format` stands for the format when
     TFX passes none (its Evaluator does not). With `project`, the reader decodes only the tensors it
     names (`TFXIO.Project`, which needs a schema); with `sample_rate`, only the rows `in_sample`; with
-    `parse_in_tensorflow`, `tf.io.parse_example` parses them (`DecodeFiles`)."""
-    make_tfxio = tfxio_utils.make_tfxio
+    `parse_in_tensorflow`, `tf.io.parse_example` parses them (`DecodeFiles`). Yields whether the patch
+    applies (runtime/patches.py); when it does not, TFX reads as it always does."""
 
-    def make_file_at_a_time(*args, **kwargs):
-        tfxio = file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format") or file_format, sample_rate,
-                               parse_in_tensorflow)
-        return tfxio.Project(project) if project is not None else tfxio
+    def reading_file_at_a_time(make_tfxio):
+        def make_file_at_a_time(*args, **kwargs):
+            tfxio = file_at_a_time(make_tfxio(*args, **kwargs), kwargs.get("file_format") or file_format,
+                                   sample_rate, parse_in_tensorflow)
+            return tfxio.Project(project) if project is not None else tfxio
+        return make_file_at_a_time
 
-    tfxio_utils.make_tfxio = make_file_at_a_time
-    try:
-        yield
-    finally:
-        tfxio_utils.make_tfxio = make_tfxio
-
-
-class ReadsFileAtATime:
-    """Executor mixin: TFX's `Do` under `tfx_reads_file_at_a_time`, parsing in TensorFlow when the executor
-    sets `parse_in_tensorflow` (for a reader whose batches become tensors, as Transform's analysis)."""
-
-    parse_in_tensorflow = False
-
-    def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
-        with tfx_reads_file_at_a_time(parse_in_tensorflow=self.parse_in_tensorflow):
-            return super().Do(input_dict, output_dict, exec_properties)
+    with patches.patched(patches.TFXIO_READER, reading_file_at_a_time) as applied:
+        yield applied

@@ -1,14 +1,14 @@
-"""ImportExampleGen that copies gzipped TFRecord files instead of re-writing their records.
+"""ImportExampleGen copying gzipped TFRecord files instead of re-writing their records.
 
-TFX's ImportExampleGen reads every record of every input file and writes it again (shuffled, gzipped)
-into its output artifact: a second copy of the ingested data made one Beam element at a time, at
-about 5,000 rows/s here (BUILD.md). Our ingestion already writes what that copy holds (gzipped
-TFRecords of serialized `tf.Example`s, one folder per split), so when every file a split pattern
-matches is gzipped (`.gz`) and the splits are taken as they are (no `output_config` re-split), this
-executor copies the files into the artifact under TFX's names (`Split-<name>/data_tfrecord-*.gz`) and
-sets the artifact's properties as TFX's executor does: the same records reach StatisticsGen,
-Transform and the Evaluator. Anything else (uncompressed files, a re-split, another payload) goes to
-TFX's own executor. A corrupt file is not noticed here but by the first component that reads it.
+TFX's ImportExampleGen reads every record of every input file and writes it again (shuffled, gzipped) into
+its output artifact: a second copy of the ingested data made one Beam element at a time. Our ingestion
+already writes what that copy holds (gzipped TFRecords of serialized `tf.Example`s, one folder per split),
+so when every file a split pattern matches is gzipped (`.gz`) and the splits are taken as they are (no
+`output_config` re-split), this executor copies the files into the artifact under TFX's names
+(`Split-<name>/data_tfrecord-*.gz`) and sets the artifact's properties as TFX's executor does: the same
+records reach StatisticsGen, Transform and the Evaluator. Anything else (uncompressed files, a re-split,
+another payload) goes to TFX's own executor. A corrupt file is not noticed here but by the first component
+that reads it.
 """
 import os
 
@@ -23,7 +23,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as specs
 from tfx.utils import proto_utils
 
-from settings import object_storage
+from runtime import object_storage
 
 
 def _split_files(input_base: str, input_config: example_gen_pb2.Input):
@@ -71,4 +71,6 @@ class Executor(import_executor.Executor):
 
 
 class ImportExampleGen(components.ImportExampleGen):
+    """TFX's ImportExampleGen (its id, outputs and ML Metadata) running `Executor`."""
+
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

@@ -1,41 +1,12 @@
-"""The main command: embedded data -> Beam ingestion -> TFX pipeline -> pushed model.
-
-    python -m pipeline.demo [--rows 60000] [--loss combined_pair --alpha 0.7 --beta-pos 0.1] ...
-
-Each stage is skipped when its output is already there for the same inputs, and the
-TFX components reuse their cached results, so a re-run only does what changed.
-"""
-import logging as std_logging
-import time
+"""The demo's closing summary: rows per split, the data path's rates, what was trained, the test metrics."""
 from typing import Dict, List, Optional
 
-from absl import logging
-
 from ingestion import convert
-from pipeline import inputs, local_runner, results
-from settings import configs, flags, object_storage
+from pipeline import results
+from settings import configs
 from transforms import features
 
 DATA_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform")
-
-
-class _StageEcho(std_logging.Handler):
-    """Prints the orchestrator's component start/finish lines and the Trainer's summary lines."""
-
-    _KEYS = ("Component ", "[trainer]")
-
-    def __init__(self, start: float):
-        super().__init__(std_logging.INFO)
-        self._start = start
-
-    def emit(self, record: std_logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith(self._KEYS) or record.levelno >= std_logging.ERROR:
-            print(f"  [{time.time() - self._start:6.0f}s] {message}", flush=True)
-
-
-def _step(number: int, text: str) -> None:
-    print(f"\n[{number}/4] {text}", flush=True)
 
 
 def training_line(config: configs.PipelineConfig, train_rows: int) -> str:
@@ -97,32 +68,3 @@ def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed:
              f"pushed model: {outcome['pushed_path'] or 'not pushed (not blessed)'}",
              f"metadata: {config.metadata_path}", "=" * 72]
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = flags.StrictParser(description=__doc__.split("\n\n")[0])
-    flags.add_flags(parser)
-    config, _ = flags.parse(parser)
-    start = time.time()
-    absl_logger = std_logging.getLogger("absl")  # TFX logs through absl: keep only our stage lines
-    absl_logger.propagate = False
-    absl_logger.addHandler(_StageEcho(start))
-    logging.set_verbosity(logging.INFO)
-    std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)  # Keras/TFMA save-load chatter
-
-    _step(1, f"embedded data: {config.data.num_rows} Criteo-format rows (seed {config.data.seed})")
-    report = inputs.prepare_data(config)
-    _step(2, "Beam ingestion -> TFRecords, 7:2:1 split")
-    ingestion_start, reused = time.time(), inputs.is_ingested(config)
-    counts = inputs.ingest(config)
-    ingestion_seconds = None if reused else time.time() - ingestion_start
-    print(convert.format_counts(counts))
-    _step(3, f"TFX pipeline '{config.pipeline_name}' (loss {config.loss.name}), artifacts under "
-             f"{config.pipeline_root}")
-    local_runner.run(config)
-    _step(4, "results")
-    print(summary(config, report, counts, time.time() - start, ingestion_seconds))
-
-
-if __name__ == "__main__":
-    object_storage.run_main(main)

@@ -1,4 +1,4 @@
-"""The Pusher's executor, writing each serving version atomically.
+"""The Pusher, writing each serving version atomically.
 
 TFX's filesystem Pusher copies the SavedModel into `<base>/<version>/` file by file (`saved_model.pb`
 last), so a model server polling `<base>` can meet a version whose files are still being written. This
@@ -11,7 +11,9 @@ import os
 import uuid
 
 from absl import logging
+from tfx import components
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -45,3 +47,9 @@ class Executor(pusher_executor.Executor):
         finally:
             if fileio.exists(staging):
                 fileio.rmtree(staging)
+
+
+class Pusher(components.Pusher):
+    """TFX's Pusher (its id, outputs and ML Metadata) running `Executor`."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

@@ -2,11 +2,9 @@
 
 TFMA turns every decoded feature of every example into a per-example extract, in Python (its unbatch
 extractor). The model does not need them: its `serving_default` signature takes the serialized
-example, which TFMA passes from the raw record column. On the 600k-row benchmark's 60k test rows
-(py-spy), 22 of the Evaluator's 68 s went to splitting 40 features per example when the metrics
-read one of them, the label.
+example, which TFMA passes from the raw record column, and the metrics read one feature, the label.
 
-`EvaluatorExecutor` reads the examples a file per Beam element (pipeline/file_reads.py) and projects
+`Executor` reads the examples a file per Beam element (components/file_reads.py) and projects
 the reader (tfx-bsl's `TFXIO.Project`) onto `evaluated_feature_names`: every model's label and
 example-weight keys and every slicing spec's feature keys, parsed by `tf.io.parse_example`. A metric
 that reads other features from the examples would need them named here. The projection needs the
@@ -14,10 +12,9 @@ schema, which the pipeline gives the Evaluator.
 
 TFMA then splits each record batch into per-example extracts for its metrics, one Python call per
 example and metric. `custom_extractors` (TFX's Evaluator calls it, named by `module_path`) keeps
-TFMA's extractors but that split, so the metrics of `pipeline.batch_metrics` see a whole batch per
+TFMA's extractors but that split, so the metrics of `components.batch_metrics` see a whole batch per
 call. Only those metrics, on the overall slice, are correct on batches: `check_batched` refuses the rest.
-The executor alone on the 2M-row benchmark's 200k test rows took 9.5-10.3 s instead of 72-92 s, with
-the same metric values and calibration plot (BUILD.md).
+The metric values and the calibration plot are TFMA's (tests/test_evaluator.py).
 """
 from typing import Any, List, Set
 
@@ -29,7 +26,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs as specs
 from tensorflow_model_analysis.extractors import unbatch_extractor
 
-from pipeline import batch_metrics, file_reads
+from components import batch_metrics, file_reads
 
 MODULE_PATH = __name__  # the Evaluator's `module_path`: TFX finds `custom_extractors` here
 
@@ -51,7 +48,7 @@ def evaluated_feature_names(eval_config: tfma.EvalConfig) -> Set[str]:
 
 
 def check_batched(eval_config: tfma.EvalConfig) -> None:
-    """Raise unless every metric of `eval_config` is one of `pipeline.batch_metrics`, on the overall slice
+    """Raise unless every metric of `eval_config` is one of `components.batch_metrics`, on the overall slice
     alone: a per-example metric would count batches as examples, a feature slice would slice batches."""
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
@@ -76,7 +73,7 @@ def custom_extractors(eval_shared_model: Any, eval_config: tfma.EvalConfig,
     return [e for e in extractors if e.stage_name != unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME]
 
 
-class EvaluatorExecutor(evaluator_executor.Executor):
+class Executor(evaluator_executor.Executor):
     """TFX's Evaluator, decoding only `evaluated_feature_names`, a file per Beam element."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # pylint: disable=invalid-name
@@ -90,9 +87,9 @@ class EvaluatorExecutor(evaluator_executor.Executor):
 
 
 class Evaluator(components.Evaluator):
-    """TFX's Evaluator (its id, outputs and ML Metadata) running `EvaluatorExecutor` on batched extracts."""
+    """TFX's Evaluator (its id, outputs and ML Metadata) running `Executor` on batched extracts."""
 
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(EvaluatorExecutor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, **kwargs):
         super().__init__(module_path=MODULE_PATH, **kwargs)
