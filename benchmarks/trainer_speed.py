@@ -105,7 +105,7 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int, run: results_l
     batch_size = config.train.batch_size
     vocab = model_lib.vocabulary_sizes_from_transform(output)
     print(f"\n(a) full Trainer path vs bare step (demo vocabularies, batch {batch_size}, {steps} steps each)")
-    rows = []
+    table = []
     for cache in (False, True):
         start = time.perf_counter()
         split = data.make_dataset(files, output.transformed_feature_spec(), batch_size, shuffle=True, seed=1,
@@ -145,14 +145,14 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int, run: results_l
         print(f"  {'in memory' if cache else 'streamed':9}  input pipeline alone {input_only:9,.0f} ex/s | "
               f"model.fit {fit_rate:8,.0f} ex/s | bare step {bare_rate:8,.0f} ex/s | "
               f"fit / bare {fit_rate / bare_rate:.3f}")
-        rows.append(["in memory" if cache else "streamed", input_only, fit_rate, bare_rate, fit_rate / bare_rate])
+        table.append(["in memory" if cache else "streamed", input_only, fit_rate, bare_rate, fit_rate / bare_rate])
         if cache:
             rows = sum(int(labels.shape[0]) for _, labels in split)
             print(f"  in memory: the split ({rows:,} rows) parsed into memory once, before the first step, in "
                   f"{load_seconds:.1f} s ({load_seconds / rows * 1e6:.1f} µs a row); the Trainer holds a split in "
                   f"memory when its tables fit --cache-limit-mb (default {configs.TrainConfig().cache_limit_mb} MB)")
     run.table(f"(a) model.fit from disk vs the bare step on in-memory tensors (batch {batch_size}, {steps} steps)",
-              ["input", "input pipeline alone ex/s", "model.fit ex/s", "bare step ex/s", "fit / bare"], rows)
+              ["input", "input pipeline alone ex/s", "model.fit ex/s", "bare step ex/s", "fit / bare"], table)
 
 
 def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
