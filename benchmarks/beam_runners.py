@@ -18,11 +18,10 @@ import tempfile
 from typing import Dict, List
 
 from benchmarks import results as results_lib, stages
-from ingestion import convert
-from pipeline import inputs, pipeline as pipeline_lib, portable_beam
+from pipeline import inputs, pipeline as pipeline_lib, portable_beam, results as pipeline_results
 from settings import configs
 
-STEPS = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform")
+STEPS = ("RawLogsExampleGen", "StatisticsGen", "Transform")
 
 
 def run_steps(raw_path: str, output_root: str, beam_args: List[str]) -> Dict[str, float]:
@@ -58,7 +57,7 @@ def main() -> None:
                          ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
             results[runner] = run_steps(data.raw_data_path, output_root, beam_args)
         print(f"  {runner}: " + ", ".join(f"{step} {results[runner][step]:.1f} s" for step in STEPS), flush=True)
-    counts = convert.read_counts(configs.PipelineConfig(output_root=os.path.join(work, runners[0])).tfrecord_root)
+    counts = pipeline_results.row_counts(configs.PipelineConfig(output_root=os.path.join(work, runners[0])))
     rows = sum(split["read"] for split in counts["splits"].values())
     print(f"\n{rows:,} rows; seconds (rows/s) per step; ratios to {runners[0]}")
     print(f"{'step':<18}" + "".join(f"{r:>28}" for r in runners))

@@ -34,8 +34,8 @@ from settings import configs, flags
 from runtime import process
 from transforms import features, splits
 
-STAGES = ("ingestion", "ImportExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
-RAW_TO_TRANSFORMED = STAGES[:4]
+STAGES = ("RawLogsExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
+RAW_TO_TRANSFORMED = STAGES[:3]
 
 
 def pandas_preprocess(tsv_path: str, out_dir: str, min_count: int) -> int:

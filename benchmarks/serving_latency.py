@@ -10,7 +10,6 @@ and batch-256 requests at 1, 8 and 32 concurrent clients, BCE and Combined-Pair 
 every cell. Prints p50/p99 latency, throughput and the CP/BCE ratios; the server's p50 over calling
 the SavedModel in-process; then a load run (32 clients, `--load-seconds`) that counts errors.
 """
-import glob
 import os
 import shutil
 import socket
@@ -38,9 +37,12 @@ BATCH_SIZES = (1, 256)
 
 
 def held_out_examples(config: configs.PipelineConfig, count: int) -> List[bytes]:
-    files = glob.glob(os.path.join(config.tfrecord_root, splits.split_dir_name("test"), "*"))
-    if not files:
-        sys.exit(f"no test TFRecords under {config.tfrecord_root}: run scripts/demo.sh first")
+    """The first `count` raw test-split examples the pipeline's ExampleGen wrote."""
+    try:
+        examples = results.latest_output(config, results.EXAMPLE_GEN, "examples")
+    except FileNotFoundError as missing:
+        sys.exit(f"{missing}")
+    files = tf.io.gfile.glob(os.path.join(examples, splits.split_dir_name("test"), "*"))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
     return list(dataset.as_numpy_iterator())
 

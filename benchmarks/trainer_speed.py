@@ -14,7 +14,6 @@
 (c) the same model in plain PyTorch 2.13 CPU (benchmarks/torch_dcnv2.py, installed by this script
     into its own virtualenv, Python 3.11), measured between two runs of ours.
 """
-import glob
 import json
 import os
 import shutil
@@ -156,7 +155,8 @@ def full_path_vs_bare(config: configs.PipelineConfig, steps: int, run: results_l
 
 
 def _eval_auc(config: configs.PipelineConfig, export_dir: str) -> float:
-    files = glob.glob(os.path.join(config.tfrecord_root, splits.split_dir_name("eval"), "*"))
+    examples = results.latest_output(config, results.EXAMPLE_GEN, "examples")
+    files = tf.io.gfile.glob(os.path.join(examples, splits.split_dir_name("eval"), "*"))
     serve = tf.saved_model.load(export_dir).signatures[contract.DEFAULT_SIGNATURE]
     auc = tf.keras.metrics.AUC()
     for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):

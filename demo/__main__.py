@@ -1,4 +1,4 @@
-"""The main command: embedded data -> Beam ingestion -> TFX pipeline -> pushed model.
+"""The main command: embedded data -> TFX pipeline (Beam ingestion first) -> pushed model.
 
     python -m demo [--rows 60000] [--loss combined_pair --alpha 0.7 --beta-pos 0.1] ...
 
@@ -11,7 +11,6 @@ import time
 from absl import logging
 
 from demo import summary as summary_lib
-from ingestion import convert
 from pipeline import inputs, local_runner
 from runtime import process
 from settings import flags
@@ -33,7 +32,7 @@ class _StageEcho(std_logging.Handler):
 
 
 def _step(number: int, text: str) -> None:
-    print(f"\n[{number}/4] {text}", flush=True)
+    print(f"\n[{number}/3] {text}", flush=True)
 
 
 def main() -> None:
@@ -47,18 +46,17 @@ def main() -> None:
     logging.set_verbosity(logging.INFO)
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)  # Keras/TFMA save-load chatter
 
-    _step(1, f"embedded data: {config.data.num_rows} Criteo-format rows (seed {config.data.seed})")
-    report = inputs.prepare_data(config)
-    _step(2, "Beam ingestion -> TFRecords, 7:2:1 split")
-    ingestion_start, reused = time.time(), inputs.is_ingested(config)
-    counts = inputs.ingest(config)
-    ingestion_seconds = None if reused else time.time() - ingestion_start
-    print(convert.format_counts(counts))
-    _step(3, f"TFX pipeline '{config.pipeline_name}' (loss {config.loss.name}), artifacts under "
+    report = None
+    if config.input:
+        _step(1, f"your logs: {config.input} ({config.input_format})")
+    else:
+        _step(1, f"embedded data: {config.data.num_rows} Criteo-format rows (seed {config.data.seed})")
+        report = inputs.prepare_data(config)
+    _step(2, f"TFX pipeline '{config.pipeline_name}' from the raw logs (loss {config.loss.name}), artifacts under "
              f"{config.pipeline_root}")
     local_runner.run(config)
-    _step(4, "results")
-    print(summary_lib.summary(config, report, counts, time.time() - start, ingestion_seconds))
+    _step(3, "results")
+    print(summary_lib.summary(config, report, time.time() - start))
 
 
 if __name__ == "__main__":

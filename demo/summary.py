@@ -6,7 +6,8 @@ from pipeline import results
 from settings import configs
 from transforms import features
 
-DATA_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform")
+DATA_COMPONENTS = (("ingestion (ExampleGen)", results.EXAMPLE_GEN), ("StatisticsGen", "StatisticsGen"),
+                   ("Transform", "Transform"))
 
 
 def training_line(config: configs.PipelineConfig, train_rows: int) -> str:
@@ -22,14 +23,15 @@ def training_line(config: configs.PipelineConfig, train_rows: int) -> str:
             f"{train_rows:,} train rows = {steps} steps per epoch at this size (full Criteo_x1, 32M rows: ~7,800)")
 
 
-def data_path_lines(config: configs.PipelineConfig, counts: Dict, ingestion_seconds: Optional[float]) -> List[str]:
-    """This run's seconds and rows/s per stage from raw logs to transformed examples, and the hours
-    Criteo_x1 would take at those rates (`ingestion_seconds` None: the TFRecords were reused)."""
+def data_path_lines(config: configs.PipelineConfig, counts: Dict) -> List[str]:
+    """This run's seconds and rows/s per stage from raw logs to transformed examples (ML Metadata's), and the
+    hours Criteo_x1 would take at those rates."""
     rows_read = sum(split["read"] for split in counts["splits"].values())
     rows_written = sum(split["written"] for split in counts["splits"].values())
     components = results.component_seconds(config.metadata_path)
-    stages = [("ingestion", ingestion_seconds, rows_read)] + [
-        (name, None if components[name][1] else components[name][0], rows_written) for name in DATA_COMPONENTS]
+    stages = [(name, None if components[component][1] else components[component][0],
+               rows_read if component == results.EXAMPLE_GEN else rows_written)
+              for name, component in DATA_COMPONENTS]
     measured = [seconds for _, seconds, _ in stages]
     stages.append(("raw -> transformed", None if None in measured else sum(measured), rows_read))
     lines = [f"data path of this run, start-up included (so Criteo_x1's {features.CRITEO_X1_ROWS:,} rows would "
@@ -47,13 +49,15 @@ def data_path_lines(config: configs.PipelineConfig, counts: Dict, ingestion_seco
     return lines
 
 
-def summary(config: configs.PipelineConfig, report: Dict, counts: Dict, elapsed: float,
-            ingestion_seconds: Optional[float]) -> str:
-    outcome = results.latest_run(config)
-    metrics, bayes = outcome["metrics"], report["splits"]["test"]
+def summary(config: configs.PipelineConfig, report: Optional[Dict], elapsed: float) -> str:
+    """The closing summary; `report` is the generator's (None for the user's logs: no Bayes-optimal values)."""
+    outcome, counts = results.latest_run(config), results.row_counts(config)
+    metrics = outcome["metrics"]
+    nan = float("nan")
+    bayes = report["splits"]["test"] if report else {"bayes_auc": nan, "bayes_logloss": nan}
     lines = ["", "=" * 72, "rankloss-tfx demo finished in %.0fs" % elapsed, "",
              "rows per split (read = written + rejected):", convert.format_counts(counts), "",
-             *data_path_lines(config, counts, ingestion_seconds), "",
+             *data_path_lines(config, counts), "",
              training_line(config, counts["splits"]["train"]["written"]), "",
              f"test split ({metrics.get('example_count', float('nan')):.0f} examples), "
              f"loss {config.loss.name}:",

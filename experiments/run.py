@@ -24,7 +24,6 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from experiments import metrics, results, study as study_lib, truth
-from ingestion import convert
 from pipeline import inputs, local_runner, pipeline as pipeline_lib, results as pipeline_results
 from serving import signatures
 from settings import configs, flags
@@ -41,7 +40,7 @@ class SharedData:
         self.config, self.key, self.description = config, key, description
         self.examples_dir, self.transform_graph_dir = pipeline_results.latest_transform_output(config)
         self.transform_output = tft.TFTransformOutput(self.transform_graph_dir)
-        self.train_rows = convert.read_counts(config.tfrecord_root)["splits"]["train"]["written"]
+        self.train_rows = pipeline_results.row_counts(config)["splits"]["train"]["written"]
 
     def files(self, split: str) -> List[str]:
         return [outside_pipeline.split_files(self.examples_dir, split)]
@@ -71,21 +70,22 @@ def from_pipeline(output_root: str) -> SharedData:
 
 def prepare(config: configs.PipelineConfig, output_root: str, source: Optional[str], file_format: str,
             beam_args: List[str]) -> SharedData:
-    """Generates (with `config.data`) or takes the logs, ingests them and runs the pipeline up to Transform
-    (with `config.transform`), each step cached under `output_root`."""
+    """Generates (with `config.data`) or takes the logs and runs the pipeline up to Transform (ingestion in its
+    ExampleGen, then `config.transform`), each step cached under `output_root`."""
     key = data_key(config, source)
     config.output_root = os.path.join(os.path.abspath(output_root), f"data-{key}")
     config.pipeline_name = STUDY_PIPELINE
     if beam_args:
         config.beam_pipeline_args = beam_args
     if source:
+        config.input, config.input_format = os.path.abspath(source), file_format
         description = {"source": os.path.abspath(source)}
     else:
         report = inputs.prepare_data(config)
         description = {"source": "generator", "generator": vars(config.data), "bayes": report["splits"]}
-    counts = inputs.ingest(config, source, file_format)
-    description["rows"] = {split: c["written"] for split, c in counts["splits"].items()}
     local_runner.run(config, pipeline_lib.create_data_pipeline)
+    counts = pipeline_results.row_counts(config)
+    description["rows"] = {split: c["written"] for split, c in counts["splits"].items()}
     return SharedData(config, key, {**description, "transform": vars(config.transform)})
 
 

@@ -1,16 +1,14 @@
 """Beam job: Criteo TSV/CSV click logs -> gzipped TFRecord `tf.Example`s, split 7:2:1.
 
-Reads the Kaggle `train.txt` layout (tab-separated, plain or gzip) or the comma-separated
-variant (transforms/rows.py; a header row and a byte-order mark are skipped, and counted).
-Each data row becomes a `tf.Example` (`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes,
-each with no value list when missing) in `<out>/Split-{train,eval,test}/`. A malformed row goes to
-`<out>/dead_letters/` as a JSON line with its file, line number, reason and text (no file when
-none is rejected); no row
-aborts the job. `<out>/counts.json` holds, per split, the rows read (counted at the reader),
-written and rejected; the job fails, naming the split, unless read = written + rejected. A run replaces
-`<out>` whole once its counts reconcile (ingestion/staged_output.py): the folder holds that run's rows
-alone, and a run that fails leaves the earlier output as it was. A file that several `--input`
-patterns match is read once.
+Reads the Kaggle `train.txt` layout (tab-separated, plain or gzip) or the comma-separated variant
+(transforms/rows.py; a header row and a byte-order mark are skipped, and counted). Each data row becomes a
+`tf.Example` (`label` int64; `I1`-`I13` int64, `C1`-`C26` bytes, no value list when missing) in
+`<out>/Split-{train,eval,test}/`. A malformed row goes to `<out>/dead_letters/` as a JSON line with its
+file, line number, reason and text (no file when none is rejected); no row aborts the job.
+`<out>/counts.json` holds, per split, the rows read (counted at the reader), written and rejected; the job
+fails, naming the split, unless read = written + rejected. A run replaces `<out>` whole once its counts
+reconcile (ingestion/staged_output.py), and a file that several `--input` patterns match is read once. The
+pipeline's RawLogsExampleGen runs the same transform (`build`) inside the DAG.
 
 Arguments after `--` (or in `--beam-arg=...`) go to Beam, so another runner needs no code change:
 
@@ -193,8 +191,11 @@ def _counts_json(counts: List[Tuple[Tuple[str, str], int]], inputs: Sequence[str
     return json.dumps({"inputs": list(inputs), "headers_skipped": headers, "splits": table}, sort_keys=True)
 
 
-def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_format: str) -> None:
-    """Adds the ingestion transforms to a Beam pipeline."""
+def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_format: str,
+          dead_letter_dir: Optional[str] = None) -> None:
+    """Adds the ingestion transforms to a Beam pipeline: the splits' TFRecords and `counts.json` under
+    `output_dir`, the dead letters under `dead_letter_dir` (default: `output_dir`/dead_letters)."""
+    dead_letter_dir = dead_letter_dir or os.path.join(output_dir, DEAD_LETTER_DIR)
     rows.delimiter(input_format)  # refuses an unknown format before the job starts
     lines = (root
              | "InputFiles" >> beam.Create(list(inputs))
@@ -211,7 +212,7 @@ def build(root: beam.Pipeline, inputs: Sequence[str], output_dir: str, input_for
     (parsed[_DEAD]
      | "DeadValues" >> beam.Values()
      | "WriteDead" >> beam.io.WriteToText(
-         os.path.join(output_dir, DEAD_LETTER_DIR, "dead_letters"), file_name_suffix=".jsonl",
+         os.path.join(dead_letter_dir, "dead_letters"), file_name_suffix=".jsonl",
          skip_if_empty=True))  # no file when no row is rejected: S3 refuses an empty multipart upload
     read = lines.data | "KeyRead" >> beam.FlatMap(_read_per_split)
     headers = lines[_HEADER] | "KeyHeaders" >> beam.Map(lambda _: ((None, _HEADER), 1))
@@ -248,12 +249,17 @@ def run(inputs: Sequence[str], output_dir: str, input_format: str = "tsv",
     with staged_output.staged(output_dir, marker=COUNTS_FILE) as staging:
         with beam.Pipeline(options=options) as root:
             build(root, paths, staging, input_format)
-        counts = read_counts(staging)
-        for split, row in counts["splits"].items():
-            if row["read"] != row["written"] + row["rejected"]:
-                raise RuntimeError(f"ingestion lost rows in split {split!r}: {row['read']} read at the reader, "
-                                   f"but {row['written']} written + {row['rejected']} rejected (the output "
-                                   f"{output_dir} is left as it was)")
+        counts = reconciled(read_counts(staging), f"the output {output_dir} is left as it was")
+    return counts
+
+
+def reconciled(counts: Dict, consequence: str) -> Dict:
+    """`counts`, once every split's rows read equal its rows written + rejected; else raises naming the split
+    and `consequence`."""
+    for split, row in counts["splits"].items():
+        if row["read"] != row["written"] + row["rejected"]:
+            raise RuntimeError(f"ingestion lost rows in split {split!r}: {row['read']} read at the reader, "
+                               f"but {row['written']} written + {row['rejected']} rejected ({consequence})")
     return counts
 
 
@@ -268,15 +274,11 @@ def read_counts(output_dir: str) -> Dict:
 
 
 def format_counts(counts: Dict) -> str:
-    lines = [f"{'split':<6} {'read':>10} {'written':>10} {'rejected':>10}"]
-    totals = {"read": 0, "written": 0, "rejected": 0}
-    for split in splits.SPLITS:
-        row = counts["splits"][split]
-        lines.append(f"{split:<6} {row['read']:>10} {row['written']:>10} {row['rejected']:>10}")
-        for key in totals:
-            totals[key] += row[key]
-    lines.append(f"{'total':<6} {totals['read']:>10} {totals['written']:>10} {totals['rejected']:>10}")
-    return "\n".join(lines)
+    """The counts as a table: read, written and rejected per split, and their totals."""
+    table = [(split, *(counts["splits"][split][k] for k in ("read", "written", "rejected"))) for split in splits.SPLITS]
+    table.append(("total", *(sum(row[i] for row in table) for i in (1, 2, 3))))
+    return "\n".join(f"{name:<6} {read:>10} {written:>10} {rejected:>10}" for name, read, written, rejected in
+                     [("split", "read", "written", "rejected")] + table)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -5,8 +5,8 @@
     tfx run create --engine local --pipeline_name rankloss-tfx
 
 The `tfx` CLI passes no flags: it takes them from `RANKLOSS_FLAGS` (e.g. "--loss combined_pair").
-Expects ingested TFRecords under `<output-root>/tfrecords` (the main command `scripts/demo.sh`
-generates and ingests them; `python -m ingestion.convert` converts your own logs).
+The pipeline starts from raw logs: `--input` (a file or glob, TSV or `--input-format csv`), by default the
+embedded generator's file, which the main command `scripts/demo.sh` writes.
 """
 import os
 import shlex
@@ -19,8 +19,8 @@ if __package__ in (None, ""):  # executed as a file (the tfx CLI does): import f
 from settings import configs, flags
 from runtime import object_storage, process  # pylint: disable=g-import-not-at-top
 from components import local_beam  # pylint: disable=g-import-not-at-top
+from ingestion import input_files  # pylint: disable=g-import-not-at-top
 from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
 from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=g-import-not-at-top
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
 from tfx.orchestration.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
@@ -42,9 +42,11 @@ def run(config: configs.PipelineConfig,
     """Runs `create(config)` (the whole pipeline, or `create_data_pipeline` for the part up to Transform)."""
     object_storage.enable_tensorflow_s3([config.output_root])
     object_storage.configure_beam_file_systems(config.beam_pipeline_args)  # the Beam steps run in this process
-    if not fileio.isdir(config.tfrecord_root):
-        raise SystemExit(f"no ingested data at {config.tfrecord_root}: run scripts/demo.sh once, or "
-                         f"python -m ingestion.convert --input <criteo.tsv> --output {config.tfrecord_root}")
+    try:
+        input_files.expand([config.logs_path])
+    except FileNotFoundError:
+        raise SystemExit(f"no raw logs match {config.logs_path}: run scripts/demo.sh once (it generates them), "
+                         "or pass --input <criteo.tsv or glob>") from None
     metadata = tfx_metadata.sqlite_metadata_connection_config(config.metadata_path)
     with local_beam.no_tfx_sdist_for_local_workers(config.beam_pipeline_args):
         LocalDagRunner().run(create(config, metadata_connection_config=metadata))

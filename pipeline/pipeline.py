@@ -1,6 +1,6 @@
-"""`create_pipeline`: the TFX DAG from ingested TFRecords to a pushed SavedModel.
+"""`create_pipeline`: the TFX DAG from raw click logs to a pushed SavedModel.
 
-ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
+RawLogsExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) -> ExampleValidator
 -> Transform -> Trainer -> Evaluator (vs the latest blessed model) -> Pusher.
 Splits: `train` fits, `eval` drives the validation schedule (LR plateau, early stopping,
 best checkpoint), `test` is held out for the Evaluator, as the paper's 7:2:1 Criteo_x1.
@@ -16,15 +16,15 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration.pipeline import Pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
+from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
 from tfx.types import Channel, standard_artifacts
 
-from components import batch_metrics, evaluator as evaluator_lib, example_gen as example_gen_lib, pusher as pusher_lib
+from components import batch_metrics, evaluator as evaluator_lib, pusher as pusher_lib, raw_logs_example_gen
 from components import statistics_gen as statistics_gen_lib, transform as transform_lib
 from settings.configs import PipelineConfig, SettingsError, TrainerSettings, VertexConfig, validate
 from transforms import features
 from transforms.schema import SCHEMA_PATH
-from transforms.splits import SPLITS, split_dir_name
+from transforms.splits import SPLITS
 
 # The components name their code by module path (as the TFX templates do): the pipeline never imports it.
 PREPROCESSING_FN = "transforms.preprocessing.preprocessing_fn"
@@ -73,18 +73,24 @@ def _vertex_extension() -> Any:
 def vertex_training_job(vertex: VertexConfig, image: str) -> Dict[str, Any]:
     """The Trainer `custom_config` entries that make TFX's Vertex AI Trainer run a CustomJob.
 
-    Pool 0 is one chief, pool 1 the other `training_replicas - 1` workers, all on `image`; TFX sets each
-    pool's command to the Trainer executor, and Vertex AI gives each replica a `TF_CONFIG` naming pool 0
-    `chief`, from which `run_fn` builds its MultiWorkerMirroredStrategy (trainer/distribution.py).
+    Pool 0 is one chief, pool 1 the other `training_replicas - 1` workers, all on `image` (with GPUs when
+    `accelerator_type` is set); TFX sets each pool's command to the Trainer executor, and Vertex AI gives each
+    replica a `TF_CONFIG` naming pool 0 `chief`, from which `run_fn` builds its MultiWorkerMirroredStrategy
+    (trainer/distribution.py). The job runs as `service_account` on `network` when they are set.
     """
+    machine = {"machine_type": vertex.machine_type}
+    if vertex.accelerator_type:
+        machine.update(accelerator_type=vertex.accelerator_type, accelerator_count=vertex.accelerator_count)
+
     def pool(replicas: int) -> Dict[str, Any]:
-        return {"machine_spec": {"machine_type": vertex.machine_type}, "replica_count": replicas,
-                "container_spec": {"image_uri": image}}
+        return {"machine_spec": dict(machine), "replica_count": replicas, "container_spec": {"image_uri": image}}
 
     pools = [pool(1)] + ([pool(vertex.training_replicas - 1)] if vertex.training_replicas > 1 else [])
+    job_spec = {"worker_pool_specs": pools, **{key: getattr(vertex, key) for key in ("service_account", "network")
+                                                 if getattr(vertex, key)}}
     extension = _vertex_extension()
     return {extension.ENABLE_VERTEX_KEY: True, extension.VERTEX_REGION_KEY: vertex.region,
-            extension.TRAINING_ARGS_KEY: {"project": vertex.project, "worker_pool_specs": pools}}
+            extension.TRAINING_ARGS_KEY: {"project": vertex.project, "job_spec": job_spec}}
 
 
 def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
@@ -100,11 +106,8 @@ def _trainer(config: PipelineConfig, image: Optional[str], **channels) -> Any:
 
 
 def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
-    """ImportExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
-    example_gen = example_gen_lib.ImportExampleGen(
-        input_base=config.tfrecord_root,
-        input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=s, pattern=f"{split_dir_name(s)}/*") for s in SPLITS]))
+    """RawLogsExampleGen -> StatisticsGen, ImportSchemaGen, ExampleValidator -> Transform."""
+    example_gen = raw_logs_example_gen.RawLogsExampleGen(config.logs_path, config.input_format)
     statistics_gen = statistics_gen_lib.StatisticsGen(
         examples=example_gen.outputs["examples"],
         stats_options=(tfdv.StatsOptions(sample_rate=config.statistics_sample_rate)

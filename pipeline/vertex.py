@@ -4,8 +4,10 @@
     python -m pipeline.vertex submit rankloss-tfx.json --project P --region R [--service-account SA]
 
 `validate` makes no network call: it parses the pipeline spec strictly into KFP's `PipelineSpec`
-proto (an unknown or misspelled field is an error) and builds the `google.cloud.aiplatform.PipelineJob`
-Vertex would run, with anonymous credentials. `submit` validates first, then takes the credentials
+proto, each executor's container (image, command, args, resources) into KFP's `PipelineDeploymentConfig`,
+and each training job's worker pools into the Vertex AI API's own `CustomJobSpec` (an unknown or misspelled
+field is an error, named), then builds the `google.cloud.aiplatform.PipelineJob` Vertex would run, with
+anonymous credentials. `submit` validates first, then takes the credentials
 from the environment (Application Default Credentials: `gcloud auth application-default login`, or
 `GOOGLE_APPLICATION_CREDENTIALS`); they are never read from flags or written to the logs.
 """
@@ -38,7 +40,37 @@ def parse_spec(job_path: str) -> dict:
         json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     except json_format.ParseError as error:
         raise VertexError(f"{job_path}: the pipeline spec does not parse as KFP's PipelineSpec: {error}") from None
+    try:  # the executors are a free-form Struct in PipelineSpec: parse them as the deployment config they are
+        json_format.ParseDict(job["pipelineSpec"].get("deploymentSpec", {}),
+                              pipeline_spec_pb2.PipelineDeploymentConfig())
+    except json_format.ParseError as error:
+        raise VertexError(f"{job_path}: an executor does not parse as KFP's PipelineDeploymentConfig: {error}") \
+            from None
+    for task, job_spec in training_job_specs(job):
+        check_custom_job_spec(job_spec, f"{job_path}: task {task}")
     return job
+
+
+def training_job_specs(job: dict):
+    """(task, CustomJobSpec dict) of every task whose `custom_config` starts a Vertex AI training job."""
+    for task, spec in job["pipelineSpec"].get("root", {}).get("dag", {}).get("tasks", {}).items():
+        parameter = spec.get("inputs", {}).get("parameters", {}).get("custom_config", {})
+        text = parameter.get("runtimeValue", {}).get("constantValue", {}).get("stringValue")
+        value = json.loads(text) if text else None
+        training = value.get("ai_platform_training_args") if isinstance(value, dict) else None
+        if training:
+            yield task, training.get("job_spec", {key: v for key, v in training.items() if key != "project"})
+
+
+def check_custom_job_spec(job_spec: dict, where: str) -> None:
+    """Raises VertexError naming the field when `job_spec` is not a valid Vertex AI `CustomJobSpec`."""
+    from google.cloud.aiplatform_v1.types import CustomJobSpec  # pylint: disable=import-outside-toplevel
+
+    try:
+        json_format.ParseDict(job_spec, CustomJobSpec.pb(CustomJobSpec()))
+    except json_format.ParseError as error:
+        raise VertexError(f"{where}: the training job does not parse as Vertex AI's CustomJobSpec: {error}") \
+            from None
 
 
 def validate(job_path: str, project: str = OFFLINE_PROJECT, region: str = OFFLINE_REGION, credentials=None):

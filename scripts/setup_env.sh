@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project's Python 3.10 virtualenv at .venv from requirements.txt.
-# Skips the install when requirements.txt is unchanged since the last successful build.
+# Create (or reuse) the project's Python 3.10 virtualenv at .venv from the hashed locks: requirements.lock (what
+# the image installs too) and requirements-test.lock. Skips the install when the locks are unchanged since the
+# last successful build.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${RANKLOSS_VENV:-$root/.venv}"
@@ -16,7 +17,7 @@ find_python() {
   return 1
 }
 
-want="$(sha256sum "$root/requirements.txt" | cut -d' ' -f1)"
+want="$(cat "$root/requirements.lock" "$root/requirements-test.lock" | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "[setup] environment up to date: $venv"
   exit 0
@@ -38,7 +39,7 @@ $py -m venv "$venv"
 pip_install() {  # hide pip's notes about optional local package folders that do not exist
   "$venv/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
-pip_install --upgrade "pip==24.2" "setuptools<71" wheel
-pip_install -r "$root/requirements.txt"
+pip_install --upgrade "pip==24.2"
+pip_install --require-hashes -r "$root/requirements.lock" -r "$root/requirements-test.lock"
 echo "$want" > "$stamp"
 echo "[setup] done: $venv"

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from settings.vertex import VertexConfig
 from settings.fields import (Check, NON_NEGATIVE, OPEN_UNIT_INTERVAL, POSITIVE, POSITIVE_WIDTHS, RATE, UNIT_INTERVAL,
                              field_problems, from_dict, json_ready, result_values, setting)
 
@@ -42,6 +43,7 @@ OPTIMIZERS = ("adam", "lazy_adam")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRUCTURES = ("parallel", "stacked")
 EMBEDDING_REGULARIZATIONS = ("table", "batch")
+INPUT_FORMATS = ("tsv", "csv")
 
 LOSS_PARAMETER_CHECKS: Dict[str, Check] = {"alpha": UNIT_INTERVAL, "beta_pos": POSITIVE, "gamma": NON_NEGATIVE,
                                            "tau": POSITIVE, "jrc_weight": UNIT_INTERVAL}
@@ -167,16 +169,6 @@ class TrainConfig:
                                       changes_results=False)  # the summary files only, no record reads them
 
 
-@dataclasses.dataclass
-class VertexConfig:
-    """Where the Trainer runs when compiled for Vertex AI (pipeline/kubeflow_v2_runner.py)."""
-    training_replicas: int = setting(0, "0: train inside the Trainer's pipeline step; N: a Vertex AI custom job of a "
-                                        "chief and N-1 workers (MultiWorkerMirroredStrategy)", check=NON_NEGATIVE)
-    machine_type: str = setting("n1-standard-8", "training replicas' machine type", flag="--training-machine-type")
-    project: str = setting("", "Google Cloud project of the training custom job", flag="--vertex-project")
-    region: str = setting("us-central1", "Vertex AI region of the training custom job", flag="--vertex-region")
-
-
 def _default_output_root() -> str:
     # RANKLOSS_OUTPUT_ROOT lets the tfx CLI (which passes no flags) write elsewhere.
     return os.environ.get("RANKLOSS_OUTPUT_ROOT", os.path.join(PROJECT_ROOT, "work"))
@@ -188,6 +180,10 @@ class PipelineConfig:
 
     pipeline_name: str = setting("rankloss-tfx", "TFX pipeline name")
     output_root: str = setting(None, "where data, artifacts and models go: a folder, gs:// or s3://", factory=_default_output_root)
+    input: str = setting("", "raw Criteo logs the pipeline ingests: a file or glob (local, gs://, s3://); "
+                              "empty: the embedded generator's file under the output root")
+    input_format: str = setting("tsv", "the raw logs' format: tsv (Criteo's) or csv (a header row allowed)",
+                                choices=INPUT_FORMATS)
     min_eval_auc: float = setting(0.55, "Evaluator blessing: AUC floor on the test split", check=UNIT_INTERVAL)
     statistics_sample_rate: float = setting(1.0, "fraction of each split StatisticsGen describes and ExampleValidator "
                                             "checks, drawn before decoding (for millions of rows)", check=RATE)
@@ -206,8 +202,9 @@ class PipelineConfig:
         return os.path.join(self.output_root, "data", "criteo_generated.tsv")
 
     @property
-    def tfrecord_root(self) -> str:
-        return os.path.join(self.output_root, "tfrecords")
+    def logs_path(self) -> str:
+        """The raw logs the pipeline's ExampleGen ingests: `--input`, else the embedded generator's file."""
+        return self.input or self.raw_data_path
 
     @property
     def pipeline_root(self) -> str:
@@ -287,7 +284,9 @@ def validate(config: PipelineConfig) -> None:
             config.model.embedding_regularization == "table":
         problems.append("--optimizer lazy_adam needs --embedding-regularization batch: a table-wide L2 makes every "
                         "embedding gradient dense (or set --embedding-l2 0)")
-    if config.vertex.training_replicas and not config.vertex.project:
-        problems.append("--training-replicas: a Vertex AI training job needs --vertex-project")
+    if config.vertex.training_replicas and not (config.vertex.project and config.vertex.region):
+        problems.append("--training-replicas: a Vertex AI training job needs --vertex-project and --vertex-region")
+    if config.vertex.accelerator_type and not config.vertex.training_replicas:
+        problems.append("--training-accelerator: GPUs go to the training job's replicas; add --training-replicas N")
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))

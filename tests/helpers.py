@@ -244,7 +244,7 @@ def evaluate(executor_class, eval_config, config, out_dir, baseline=False, modul
                             results.latest_output(config, "ImportSchemaGen", "schema"))
     evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
     evaluation.uri, blessing.uri = os.path.join(out_dir, "evaluation"), os.path.join(out_dir, "blessing")
-    examples = examples_artifact(results.latest_output(config, "ImportExampleGen", "examples"))
+    examples = examples_artifact(results.latest_output(config, results.EXAMPLE_GEN, "examples"))
     properties = {"eval_config": json_format.MessageToJson(eval_config),
                   "example_splits": json.dumps([pipeline_lib.EVALUATION_SPLIT])}
     if module_path:

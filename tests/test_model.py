@@ -145,3 +145,32 @@ def test_an_id_outside_its_fields_range_is_refused_naming_the_field(field, bad_i
         embedding(tf.constant(ids), tf.zeros([4, len(features.NUMERIC_FEATURES)]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):   # the same inside a traced graph
         tf.function(embedding)(tf.constant(ids), tf.zeros([4, len(features.NUMERIC_FEATURES)]))
+
+
+def _tiny_batch(sizes, bad=None):
+    ids = {features.transformed_name(name): tf.constant([1, 2, 0, 3], tf.int64)
+           for name in features.CATEGORICAL_FEATURES}
+    if bad is not None:
+        ids[features.transformed_name(features.CATEGORICAL_FEATURES[bad])] = tf.constant([1, sizes, 0, 3], tf.int64)
+    numeric = {features.transformed_name(name): tf.ones([4]) for name in features.NUMERIC_FEATURES}
+    return {**ids, **numeric}, tf.constant([[1.0], [0.0], [0.0], [1.0]])
+
+
+def test_jit_compile_trains_and_its_input_pipeline_refuses_an_id_outside_its_field():
+    """XLA cannot raise inside a compiled step, so under --jit-compile the ids are checked in the input pipeline."""
+    from settings import configs  # pylint: disable=import-outside-toplevel
+    from trainer import data, losses, training_model  # pylint: disable=import-outside-toplevel
+
+    sizes = 5
+    vocabulary = {name: sizes for name in features.CATEGORICAL_FEATURES}
+    settings = configs.TrainerSettings(model=configs.ModelConfig(dnn_units=(4,), embedding_dim=2, num_cross_layers=1),
+                                       loss=configs.LossConfig(), train=configs.TrainConfig(jit_compile=True))
+    ctr_model = model_lib.DCNV2(vocabulary, settings.model, check_ids=not settings.train.jit_compile)
+    model = training_model.TrainingModel(ctr_model, losses.LOGIT)
+    training_model.compile_training_model(model, settings, losses.build_loss(settings.loss))
+    good = tf.data.Dataset.from_tensors(_tiny_batch(sizes))
+    history = model.fit(data.with_checked_ids(good, vocabulary), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    bad = data.with_checked_ids(tf.data.Dataset.from_tensors(_tiny_batch(sizes, bad=3)), vocabulary)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[0, 5\), the ids of field C4"):
+        model.fit(bad, epochs=1, verbose=0)

@@ -82,31 +82,35 @@ def test_the_flow_runs_on_s3_and_the_server_serves_and_polls_the_pushed_versions
     root = f"s3://{BUCKET}/run"
     raw_path, report = generated_tsv
     client.upload_file(raw_path, BUCKET, "raw/criteo.tsv")
+    client.put_object(Bucket=BUCKET, Key="raw/bad.tsv", Body=b"2\tnot a row\n")  # one row to reject
 
-    # Raw logs on S3 -> Beam ingestion -> TFRecords on S3 -> the whole DAG with its root on S3, with the
-    # loss chosen by flags.
-    _run(["ingestion.convert", "--input", f"s3://{BUCKET}/raw/*.tsv", "--output", f"{root}/tfrecords"], env)
-    _run(["pipeline.local_runner", "--output-root", root, "--loss", "combined_pair", "--alpha", "0.7",
-          "--beta-pos", "0.1", "--min-eval-auc", "0", *SMALL_MODEL, "--epochs", "1"], env)
+    # Raw logs on S3 -> the whole DAG, its ExampleGen ingesting them, with its root on S3 and the loss chosen
+    # by flags.
+    _run(["pipeline.local_runner", "--output-root", root, "--input", f"s3://{BUCKET}/raw/*.tsv", "--loss",
+          "combined_pair", "--alpha", "0.7", "--beta-pos", "0.1", "--min-eval-auc", "0", *SMALL_MODEL,
+          "--epochs", "1"], env)
     keys = _keys(client, "run/")
-    for pattern in (r"run/tfrecords/Split-train/data-.*\.tfrecord\.gz$", r"run/tfrecords/counts\.json$",
+    example_gen = r"run/tfx/rankloss-tfx/RawLogsExampleGen"
+    for pattern in (example_gen + r"/examples/\d+/Split-train/data-.*\.tfrecord\.gz$",
+                    example_gen + r"/examples/\d+/counts\.json$", example_gen + r"/dead_letters/\d+/dead_letters.*",
                     r"run/tfx/rankloss-tfx/Transform/transform_graph/.*/transform_fn/",
                     r"run/tfx/rankloss-tfx/Evaluator/evaluation/", r"run/serving/rankloss-tfx/\d+/saved_model\.pb$"):
         assert any(re.search(pattern, key) for key in keys), pattern
     assert not any(".staging-" in key for key in keys)
     assert "/.temp_path/" not in open(requests_log).read()  # Transform's scratch files stayed local
-    counts = json.loads(client.get_object(Bucket=BUCKET, Key="run/tfrecords/counts.json")["Body"].read())
+    with pytest.MonkeyPatch.context() as patch:  # artifacts on S3 are found through ML Metadata
+        patch.setenv("HOME", str(tmp_path))
+        config = configs.PipelineConfig(output_root=root)
+        counts, (examples, graph) = results.row_counts(config), results.latest_transform_output(config)
     assert sum(split["written"] for split in counts["splits"].values()) == report["rows"]
+    assert sum(split["rejected"] for split in counts["splits"].values()) == 1
+    assert examples.startswith(f"{root}/tfx/rankloss-tfx/Transform/transformed_examples/")
+    assert graph.startswith(f"{root}/tfx/rankloss-tfx/Transform/transform_graph/")
     store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
         os.path.join(str(tmp_path), ".rankloss-tfx", "metadata", "s3_rankloss_test_run", "metadata.sqlite")))
     trainer = store.get_executions_by_type("tfx.components.trainer.component.Trainer")[-1]
     custom_config = trainer.custom_properties["custom_config"].string_value
     assert '"name": "combined_pair"' in custom_config and '"beta_pos": 0.1' in custom_config
-    with pytest.MonkeyPatch.context() as patch:  # artifacts on S3 are found through ML Metadata
-        patch.setenv("HOME", str(tmp_path))
-        examples, graph = results.latest_transform_output(configs.PipelineConfig(output_root=root))
-    assert examples.startswith(f"{root}/tfx/rankloss-tfx/Transform/transformed_examples/")
-    assert graph.startswith(f"{root}/tfx/rankloss-tfx/Transform/transform_graph/")
 
     # The server loads the pushed version from S3, answers as the same SavedModel does locally, and
     # picks up a version copied into the bucket later by polling it.

@@ -9,7 +9,7 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 
-from pipeline import pipeline as pipeline_lib
+from pipeline import pipeline as pipeline_lib, vertex
 from settings import configs, flags
 from tests.helpers import ROOT, project_env
 
@@ -17,9 +17,9 @@ from tests.helpers import ROOT, project_env
 def test_dag_has_every_component_in_order():
     config = configs.PipelineConfig(output_root="/tmp/unused")
     ids = [c.id for c in pipeline_lib.create_pipeline(config).components]  # topologically sorted
-    assert sorted(ids) == sorted(["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+    assert sorted(ids) == sorted(["RawLogsExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                                   "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"])
-    for before, after in [("ImportExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
+    for before, after in [("RawLogsExampleGen", "StatisticsGen"), ("StatisticsGen", "ExampleValidator"),
                           ("Transform", "Trainer"), ("Trainer", "Evaluator"), ("Evaluator", "Pusher")]:
         assert ids.index(before) < ids.index(after)
 
@@ -30,7 +30,7 @@ def test_the_customised_components_run_their_own_executors():
                  if hasattr(c.executor_spec, "executor_class")}
     assert {name: f"{cls.__module__}.{cls.__name__}" for name, cls in executors.items()
             if name not in ("ImportSchemaGen", "ExampleValidator", "Trainer", "latest_blessed_model_resolver")} == {
-        "ImportExampleGen": "components.example_gen.Executor", "StatisticsGen": "components.statistics_gen.Executor",
+        "RawLogsExampleGen": "components.raw_logs_example_gen.Executor", "StatisticsGen": "components.statistics_gen.Executor",
         "Transform": "components.transform.Executor", "Evaluator": "components.evaluator.Executor",
         "Pusher": "components.pusher.Executor"}
 
@@ -67,6 +67,7 @@ def test_flags_override_defaults():
 def test_compiles_for_kubeflow_v2(tmp_path):
     out = str(tmp_path / "spec.json")
     proc = subprocess.run([sys.executable, "-m", "pipeline.kubeflow_v2_runner", "--image", "gcr.io/p/img:1",
+                           "--mutable-image", "--vertex-project", "p", "--vertex-region", "us-central1",
                            "--output-root", "gs://bucket/rankloss", "--output", out,
                            "--loss", "combined_contrastive", "--tau", "0.2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -122,7 +123,9 @@ def _compile(config, image, out):
 def test_vertex_training_job_runs_a_chief_and_workers_on_the_pipeline_image(tmp_path):
     config = configs.PipelineConfig(output_root="gs://bucket/rankloss")
     config.vertex = configs.VertexConfig(training_replicas=3, machine_type="n1-highmem-16", project="my-project",
-                                         region="europe-west4")
+                                         region="europe-west4", service_account="trainer@my-project.iam",
+                                         network="projects/1/global/networks/n", accelerator_type="NVIDIA_TESLA_T4",
+                                         accelerator_count=2)
     spec = _compile(config, "gcr.io/p/img:2", str(tmp_path / "spec.json"))
     trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert trainer["image"] == "gcr.io/p/img:2"
@@ -132,24 +135,39 @@ def test_vertex_training_job_runs_a_chief_and_workers_on_the_pipeline_image(tmp_
     job = custom_config["ai_platform_training_args"]
     assert job["project"] == "my-project" and custom_config["ai_platform_vertex_region"] == "europe-west4"
     assert custom_config["ai_platform_enable_vertex"] is True
-    pools = job["worker_pool_specs"]
+    pools = job["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]  # the chief, then the workers
-    assert all(p["container_spec"]["image_uri"] == "gcr.io/p/img:2" and
-               p["machine_spec"]["machine_type"] == "n1-highmem-16" for p in pools)
+    assert all(p["container_spec"]["image_uri"] == "gcr.io/p/img:2" and p["machine_spec"] == {
+        "machine_type": "n1-highmem-16", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 2} for p in pools)
+    assert (job["job_spec"]["service_account"], job["job_spec"]["network"]) == ("trainer@my-project.iam",
+                                                                                "projects/1/global/networks/n")
     # The replicas run the same run_fn with the same settings as a single-machine Trainer.
     assert custom_config["loss"] == dataclasses.asdict(config.loss)
+    # The offline check parses the pools as Vertex AI's CustomJobSpec: a misspelled field is named.
+    vertex.parse_spec(str(tmp_path / "spec.json"))
+    pools[1]["replica_countt"] = pools[1].pop("replica_count")
+    parameters["custom_config"]["runtimeValue"]["constantValue"]["stringValue"] = json.dumps(custom_config)
+    job = json.load(open(tmp_path / "spec.json"))
+    job["pipelineSpec"] = spec
+    (tmp_path / "misspelled.json").write_text(json.dumps(job))
+    with pytest.raises(vertex.VertexError, match='task Trainer: .*has no field named "replica_countt"'):
+        vertex.parse_spec(str(tmp_path / "misspelled.json"))
     assert parameters["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == pipeline_lib.RUN_FN
 
 
 def test_single_replica_vertex_job_has_only_the_chief_pool_and_a_missing_project_is_refused(tmp_path, capsys):
-    job = pipeline_lib.vertex_training_job(configs.VertexConfig(training_replicas=1, project="p"), "img")
-    assert [p["replica_count"] for p in job["ai_platform_training_args"]["worker_pool_specs"]] == [1]
+    job = pipeline_lib.vertex_training_job(configs.VertexConfig(training_replicas=1, project="p", region="r"), "img")
+    assert [p["replica_count"] for p in job["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]] == [1]
+    assert "service_account" not in job["ai_platform_training_args"]["job_spec"]
     parser = flags.StrictParser()
     flags.add_flags(parser, sections=(flags.PIPELINE, configs.VERTEX_SECTION))
     with pytest.raises(SystemExit):
         flags.parse(parser, ["--training-replicas", "2"])
-    assert "a Vertex AI training job needs --vertex-project" in capsys.readouterr().err
+    assert "a Vertex AI training job needs --vertex-project and --vertex-region" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        flags.parse(parser, ["--training-accelerator", "NVIDIA_TESLA_T4"])
+    assert "--training-accelerator: GPUs go to the training job's replicas" in capsys.readouterr().err
     config = configs.PipelineConfig(output_root="gs://b/r")
-    config.vertex = configs.VertexConfig(training_replicas=2, project="p")
+    config.vertex = configs.VertexConfig(training_replicas=2, project="p", region="r")
     with pytest.raises(configs.SettingsError, match="needs the pipeline image"):
         pipeline_lib.create_pipeline(config)

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
+from ingestion import convert
 from pipeline import inputs, kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
 from transforms import features
@@ -56,7 +57,7 @@ def test_every_executor_runs_the_dockerfiles_image_with_its_code(compiled):
     named = set(re.findall(r'"((?:components|pipeline|trainer|transforms)\.[\w.]+)', json.dumps(job)))
     assert {"trainer.task.run_fn", "transforms.preprocessing.preprocessing_fn", "components.pusher.Executor",
             "components.statistics_gen.Executor", "components.transform.Executor",
-            "components.example_gen.Executor"} <= named
+            "components.raw_logs_example_gen.Executor"} <= named
     needed, frontier = set(), {name.split(".")[0] for name in named}
     while frontier:  # the named packages and every package they import
         package = frontier.pop()
@@ -71,7 +72,7 @@ def test_the_image_is_a_beam_sdk_container_of_the_pinned_beam():
     dockerfile, requirements = _dockerfile(), open(os.path.join(ROOT, "requirements.txt")).read()
     beam = re.search(r"^apache-beam\[[a-z,]+\]==(\S+)$", requirements, re.M).group(1)
     assert f"FROM apache/beam_python3.10_sdk:{beam} AS beam_sdk" in dockerfile
-    assert "FROM python:3.10-slim" in dockerfile
+    assert "ARG PYTHON_IMAGE=python:3.10-slim" in dockerfile and dockerfile.count("FROM ${PYTHON_IMAGE}") == 2
     assert "COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam" in dockerfile
     assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
 
@@ -157,12 +158,13 @@ def _run_container(job, task, executor_input):
 
 def test_example_gen_and_statistics_gen_run_as_their_compiled_containers_say(generated_tsv, tmp_path):
     """The container contract, offline: what the compiled spec tells Vertex AI to run does the job."""
-    config = configs.PipelineConfig(output_root=str(tmp_path / "root"))
-    counts = inputs.ingest(config, source=generated_tsv[0])
+    config = configs.PipelineConfig(output_root=str(tmp_path / "root"), input=generated_tsv[0])
+    counts = convert.run([generated_tsv[0]], str(tmp_path / "ingested"))  # what the ExampleGen must write
     job = json.load(open(_compile(config, str(tmp_path / "job.json"))))
 
-    example_gen = _run_container(job, "ImportExampleGen", _executor_input(job, "ImportExampleGen", {}, tmp_path))
+    example_gen = _run_container(job, "RawLogsExampleGen", _executor_input(job, "RawLogsExampleGen", {}, tmp_path))
     examples = example_gen["artifacts"]["examples"]["artifacts"][0]
+    assert json.loads(examples["metadata"]["row_counts"]) == counts
     assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval", "test"]
     written = {split: counts["splits"][split]["written"] for split in ("train", "eval", "test")}
     for split, rows in written.items():

@@ -189,3 +189,20 @@ def split_label(parsed: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.
     parsed = dict(parsed)
     label = tf.cast(parsed.pop(features.LABEL_KEY), tf.float32)
     return parsed, tf.reshape(label, [-1, 1])
+
+
+def with_checked_ids(dataset: tf.data.Dataset, vocabulary_sizes: Dict[str, int]) -> tf.data.Dataset:
+    """`dataset`'s (features, labels) batches, each categorical id checked to lie in its field's range
+    [0, size): the check `model.FieldEmbedding` makes inside the step, made here where the step is compiled
+    by XLA (`--jit-compile`), which cannot raise."""
+    def checked(batch_features, labels):
+        checks = []
+        for name, size in vocabulary_sizes.items():
+            ids = batch_features[features.transformed_name(name)]
+            message = f"categorical id outside [0, {size}), the ids of field {name}"
+            checks += [tf.debugging.assert_non_negative(ids, message=message),
+                       tf.debugging.assert_less(ids, tf.constant(size, ids.dtype), message=message)]
+        with tf.control_dependencies(checks):
+            return {key: tf.identity(value) for key, value in batch_features.items()}, labels
+    return dataset.map(checked)
+

@@ -30,10 +30,13 @@ class FieldEmbedding(tf.keras.layers.Layer):
     FuxiCTR does; its gradient touches every row) or to the rows looked up in the batch (`batch`;
     the gradient stays sparse, which row-wise optimizers need). The numeric vectors always take
     the table-wide L2 (13 rows).
+
+    An id outside its field's range is refused (`check_ids`); a step compiled by XLA cannot raise, so under
+    `--jit-compile` the input pipeline checks the ids instead (`trainer.data.with_checked_ids`).
     """
 
     def __init__(self, vocabulary_sizes: Sequence[int], num_numeric: int, embedding_dim: int,
-                 embedding_l2: float = 0.0, regularization: str = "table", **kwargs):
+                 embedding_l2: float = 0.0, regularization: str = "table", check_ids: bool = True, **kwargs):
         super().__init__(**kwargs)
         if regularization not in EMBEDDING_REGULARIZATIONS:
             raise ValueError(f"embedding regularization must be one of {EMBEDDING_REGULARIZATIONS}, "
@@ -43,6 +46,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         self.embedding_dim = embedding_dim
         self.embedding_l2 = embedding_l2
         self.regularization = regularization
+        self.check_ids = check_ids
         offsets = [0]
         for size in self.vocabulary_sizes[:-1]:
             offsets.append(offsets[-1] + size)
@@ -60,7 +64,8 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def call(self, categorical_ids: tf.Tensor, numeric_values: tf.Tensor, training: bool = False) -> tf.Tensor:
         """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]. An id outside its
         field's range [0, size) is refused (it would read another field's rows of the shared table)."""
-        rows = tf.gather(self.categorical_table, self._checked(categorical_ids) + self._offsets)  # [B, C, d]
+        ids = self._checked(categorical_ids) if self.check_ids else categorical_ids
+        rows = tf.gather(self.categorical_table, ids + self._offsets)                     # [B, C, d]
         if training and self.regularization == "batch" and self.embedding_l2:
             self.add_loss(self.embedding_l2 * tf.reduce_sum(tf.square(rows)))
         numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
@@ -81,7 +86,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def get_config(self) -> Dict:
         return {**super().get_config(), "vocabulary_sizes": self.vocabulary_sizes,
                 "num_numeric": self.num_numeric, "embedding_dim": self.embedding_dim,
-                "embedding_l2": self.embedding_l2, "regularization": self.regularization}
+                "embedding_l2": self.embedding_l2, "regularization": self.regularization, "check_ids": self.check_ids}
 
 
 @contextlib.contextmanager
@@ -113,14 +118,15 @@ class Cross(tfrs.layers.dcn.Cross):
 class DCNV2(tf.keras.Model):
     """Deep & Cross Network V2 producing one click logit per example ([B, 1])."""
 
-    def __init__(self, vocabulary_sizes: Dict[str, int], config: ModelConfig, **kwargs):
+    def __init__(self, vocabulary_sizes: Dict[str, int], config: ModelConfig, check_ids: bool = True, **kwargs):
         super().__init__(**kwargs)
         if config.structure not in STRUCTURES:
             raise ValueError(f"model structure must be one of {STRUCTURES}, got {config.structure!r}")
         self.config = config
         self.embedding = FieldEmbedding(
             [vocabulary_sizes[k] for k in features.CATEGORICAL_FEATURES], len(features.NUMERIC_FEATURES),
-            config.embedding_dim, config.embedding_l2, config.embedding_regularization, name="field_embedding")
+            config.embedding_dim, config.embedding_l2, config.embedding_regularization, check_ids=check_ids,
+            name="field_embedding")
         self.cross_layers: List[tf.keras.layers.Layer] = [
             Cross(projection_dim=config.cross_projection_dim, kernel_initializer="glorot_uniform", name=f"cross_{i}")
             for i in range(config.num_cross_layers)]

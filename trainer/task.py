@@ -47,14 +47,17 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     replicas = strategy.num_replicas_in_sync
     global_settings = dataclasses.replace(
         settings, train=dataclasses.replace(train_config, batch_size=train_config.batch_size * replicas))
-    train_ds, eval_ds = (distribution.shard_by_data(ds) for ds in data.train_and_eval_datasets(
-        train_files, eval_files, tf_transform_output.transformed_feature_spec(), global_settings))
+    vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(tf_transform_output)
+    datasets = data.train_and_eval_datasets(train_files, eval_files, tf_transform_output.transformed_feature_spec(),
+                                            global_settings)
+    if train_config.jit_compile:  # an XLA-compiled step cannot refuse a bad id: the input pipeline does
+        datasets = [data.with_checked_ids(ds, vocabulary_sizes) for ds in datasets]
+    train_ds, eval_ds = (distribution.shard_by_data(ds) for ds in datasets)
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
-    vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(tf_transform_output)
     with model_lib.precision_policy(train_config.precision), strategy.scope():
-        ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model)
+        ctr_model = model_lib.DCNV2(vocabulary_sizes, settings.model, check_ids=not train_config.jit_compile)
         model_class = diagnostics.DiagnosedTrainingModel if train_config.gradient_diagnostics else TrainingModel
         training_model = model_class(ctr_model, loss.INPUT)
         compile_training_model(training_model, settings, loss)

@@ -9,7 +9,8 @@ from typing import Union
 import numpy as np
 
 SPLITS = ("train", "eval", "test")
-_BUCKETS = np.array([0] * 7 + [1] * 2 + [2], dtype=np.int64)  # 10 buckets -> 7:2:1
+SPLIT_BUCKETS = (7, 2, 1)  # of 10 hash buckets, per split
+_BUCKETS = np.repeat(np.arange(len(SPLITS), dtype=np.int64), SPLIT_BUCKETS)
 # SplitMix64: the increment, and the two multipliers of its finaliser.
 _GAMMA, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _MASK64 = (1 << 64) - 1

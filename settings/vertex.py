@@ -1,0 +1,29 @@
+"""The settings of the Kubeflow V2 / Vertex AI compile (pipeline/kubeflow_v2_runner.py): a section of
+`PipelineConfig` that only that entry point's flags set."""
+import dataclasses
+
+from settings.fields import NON_NEGATIVE, POSITIVE, setting
+
+
+@dataclasses.dataclass
+class VertexConfig:
+    """What the Kubeflow V2 / Vertex AI compile needs (pipeline/kubeflow_v2_runner.py): where the pipeline and
+    the Trainer run, each step's resources, and what sizes the Dataflow workers (pipeline/cloud_checks.py)."""
+    project: str = setting("", "Google Cloud project the pipeline and its training job run in", flag="--vertex-project")
+    region: str = setting("", "Vertex AI region, e.g. us-central1", flag="--vertex-region")
+    service_account: str = setting("", "service account of the training job (default: the project's)")
+    network: str = setting("", "VPC network of the training job, projects/NUMBER/global/networks/NAME (default: none)",
+                           flag="--vertex-network")
+    step_cpu: float = setting(4.0, "vCPUs of each pipeline step's container", check=POSITIVE)
+    step_memory_gb: float = setting(16.0, "GB of memory of each pipeline step's container", check=POSITIVE)
+    training_replicas: int = setting(0, "0: train inside the Trainer's pipeline step; N: a Vertex AI custom job of a "
+                                        "chief and N-1 workers (MultiWorkerMirroredStrategy)", check=NON_NEGATIVE)
+    machine_type: str = setting("n1-standard-8", "training replicas' machine type", flag="--training-machine-type")
+    accelerator_type: str = setting("", "GPU of each training replica, e.g. NVIDIA_TESLA_T4 (default: none)",
+                                    flag="--training-accelerator")
+    accelerator_count: int = setting(1, "GPUs per training replica with --training-accelerator", check=POSITIVE,
+                                     flag="--training-accelerator-count")
+    vocabulary_tokens: int = setting(30_000_000, "vocabulary tokens every Beam worker process holds (all fields), "
+                                     "to size Dataflow workers: an assumption for Criteo_x1 at min count 1; a local "
+                                     "run's transform_fn/assets count them", check=POSITIVE)
+    mutable_image: bool = setting(False, "--image is a tag meant to be followed, not a digest")
