@@ -24,6 +24,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils, proto_utils
 
+from components.artifacts import DeadLetters
 from ingestion import convert, input_files, staged_output
 from runtime import object_storage
 from transforms import rows, splits
@@ -34,11 +35,6 @@ ROW_COUNTS_PROPERTY = "row_counts"
 REJECTED_PROPERTY = "rows_rejected"
 INPUT_SPLIT = "raw_logs"
 _GLOB_CHARACTERS = "*?["
-
-
-class DeadLetters(types.Artifact):
-    """The rows an ExampleGen rejected, as JSON lines (file, line number, reason, text)."""
-    TYPE_NAME = "rankloss.DeadLetters"  # KFP reads a custom type by a namespaced name
 
 
 class RawLogsExampleGenSpec(specs.FileBasedExampleGenSpec):

@@ -55,6 +55,27 @@ def test_data_path_rates_split_fixed_start_up_from_the_per_row_rate():
     from benchmarks import data_path  # pylint: disable=import-outside-toplevel
 
     # 10 s fixed + 1,000 rows/s: 20 s at 10,000 rows, 110 s at 100,000.
-    line = data_path._row("stage", (10_000, 100_000), (20.0, 110.0), 1_000_000, pandas_rate=4_000.0)
-    assert line.split()[1:] == ["100,000", "20.0", "110.0", "909", "1,000", "10.0", "0.250", "0.28"]
-    assert "start-up dominates" in data_path._row("stage", (10, 20), (5.0, 4.0), 100, 1.0)
+    row = data_path._row("stage", (10_000, 100_000), (20.0, 110.0), 1_000_000, pandas_rate=4_000.0)
+    assert row[1:] == pytest.approx([100_000, 20.0, 110.0, 100_000 / 110, 1_000.0, 10.0, 0.25, 1_010 / 3600])
+    assert "start-up dominates" in data_path._row("stage", (10, 20), (5.0, 4.0), 100, 1.0)[5]
+
+
+def test_the_cloud_estimate_follows_from_the_measured_rates_and_the_stated_assumptions():
+    import argparse  # pylint: disable=import-outside-toplevel
+
+    from benchmarks import cloud_estimate  # pylint: disable=import-outside-toplevel
+
+    record = {"tables": [{"columns": ["stage", "per-row rate"], "rows": [
+        ["ingestion", 10_000.0], ["StatisticsGen", 20_000.0], ["Transform", 5_000.0], ["Evaluator", 40_000.0],
+        ["Trainer", 8_000.0], ["raw -> transformed", 2_000.0]]}]}
+    rates = cloud_estimate.per_row_rates(record)
+    assert rates["RawLogsExampleGen"] == 10_000.0  # the ingestion before it joined the pipeline
+    args = argparse.Namespace(workers=2, worker_cpus=4, gb_per_cpu=6.5, startup_minutes=6.0, vcpu_price=0.05,
+                              gb_price=0.004, replicas=2, replica_price=0.5)
+    rows = {row[0]: row for row in cloud_estimate.estimate(rates, args)}
+    transform = rows["Transform (Dataflow)"]
+    hours = cloud_estimate.CRITEO_X1["rows"] / 5_000 / 3600
+    assert transform[3] == pytest.approx(hours) and transform[4] == pytest.approx((hours / 8 + 0.1) * 60)
+    assert transform[5] == pytest.approx((hours / 8 + 0.1) * 8 * (0.05 + 6.5 * 0.004))
+    trainer = rows["Trainer, one epoch (2 replicas)"]
+    assert trainer[4] == pytest.approx(cloud_estimate.CRITEO_X1["train"] / 8_000 / 3600 / 2 * 60)
