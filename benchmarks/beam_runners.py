@@ -2,7 +2,7 @@
 
     python -m benchmarks.beam_runners [--rows 60000] [--runners in_memory,multi_processing,portable]
 
-The same generated rows go through ingestion (TSV -> TFRecords) and the pipeline's DAG up to
+The same generated rows go through the pipeline's DAG from the raw TSV (its ExampleGen ingests) up to
 Transform (`create_data_pipeline`) once per runner:
 - `in_memory`: the DirectRunner in this process (`--direct_running_mode=in_memory`, the default);
 - `multi_processing`: the DirectRunner with `--direct_num_workers` SDK worker processes;

@@ -31,6 +31,10 @@ def per_row_rates(record: Dict) -> Dict[str, float]:
     for name in INGESTION_NAMES:
         if name in rates:
             rates["RawLogsExampleGen"] = rates[name]
+    missing = [stage for stage in [*BEAM_STAGES, "Trainer"] if stage not in rates]
+    if missing:
+        raise SystemExit(f"data_path measured no per-row rate for {', '.join(missing)} (start-up dominated at its "
+                         "sizes): rerun python -m benchmarks.data_path with larger --rows and --small-rows")
     return rates
 
 

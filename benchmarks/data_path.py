@@ -7,8 +7,8 @@ The same generated Criteo TSV rows (the embedded generator, seed 7) go through:
 - a pandas script of the kind researchers write: read the TSV, keep the categorical tokens of the
   train split seen at least `--min-category-count` times, encode every split to ids (unknown -> 0),
   signed log of the counts, write Parquet. One process, one core;
-- our pipeline: Beam ingestion (TSV -> TFRecords), then the whole DAG on the local runner
-  (ImportExampleGen, StatisticsGen, Transform, Trainer for one epoch of the reference model, Evaluator).
+- our pipeline: the whole DAG on the local runner from the raw TSV (RawLogsExampleGen, the Beam ingestion,
+  then StatisticsGen, Transform, the Trainer for one epoch of the reference model, the Evaluator).
 Component seconds come from ML Metadata. Each stage runs at `--small-rows` and at `--rows`: the
 difference gives the per-row rate (rows / marginal seconds) and the fixed start-up apart, and the
 projection to Criteo_x1 (45,840,617 rows) is fixed + rows / per-row rate. Each rate is also printed as a

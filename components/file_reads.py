@@ -45,7 +45,7 @@ from runtime import object_storage, patches
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under its byte-size batching
 DECODE_THREADS = 2
 COUNTER_NAMESPACE = "file_reads"
-GZIP_FORMAT = "tfrecords_gzip"  # ImportExampleGen's file format
+GZIP_FORMAT = "tfrecords_gzip"  # the ExampleGen's file format
 _SAMPLE_BUCKETS = 1 << 30
 
 

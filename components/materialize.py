@@ -17,7 +17,7 @@ folder once every file is written (`ingestion.staged_output`), so a retried exec
 of an earlier attempt's files.
 
 The Transform executor (components/transform.py) runs TFX's for the analysis only and then `materialize`,
-when every input artifact holds gzipped `tf.Example` TFRecords (what ImportExampleGen writes).
+when every input artifact holds gzipped `tf.Example` TFRecords (what the ExampleGen writes).
 """
 import contextlib
 import os

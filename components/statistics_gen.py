@@ -1,6 +1,6 @@
 """StatisticsGen reading gzipped `tf.Example` files a file at a time, sampling before it decodes.
 
-For Examples artifacts of gzipped `tf.Example` TFRecords (what ImportExampleGen writes), TFX's executor
+For Examples artifacts of gzipped `tf.Example` TFRecords (what the ExampleGen writes), TFX's executor
 runs with the file-at-a-time reader (components/file_reads.py), which decodes each file's rows in large
 batches on a few threads. With a sample rate below 1 in the statistics options (`--statistics-sample-rate`)
 the reader decodes only the rows `file_reads.in_sample` picks, a fixed fraction by each record's

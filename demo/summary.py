@@ -36,12 +36,12 @@ def data_path_lines(config: configs.PipelineConfig, counts: Dict) -> List[str]:
     stages.append(("raw -> transformed", None if None in measured else sum(measured), rows_read))
     lines = [f"data path of this run, start-up included (so Criteo_x1's {features.CRITEO_X1_ROWS:,} rows would "
              "take at most the hours shown; python -m benchmarks.data_path measures the per-row rates apart):",
-             f"  {'stage':20} {'seconds':>8} {'rows/s':>8} {'Criteo_x1':>10}"]
+             f"  {'stage':22} {'seconds':>8} {'rows/s':>8} {'Criteo_x1':>10}"]
     for name, seconds, rows in stages:
         if seconds is None:
-            lines.append(f"  {name:20} {'reused (cached), not measured':>28}")
+            lines.append(f"  {name:22} {'reused (cached), not measured':>28}")
         else:
-            lines.append(f"  {name:20} {seconds:>8.1f} {rows / seconds:>8,.0f} "
+            lines.append(f"  {name:22} {seconds:>8.1f} {rows / seconds:>8,.0f} "
                          f"{features.CRITEO_X1_ROWS * seconds / rows / 3600:>8.1f} h")
     if config.statistics_sample_rate < 1.0:
         lines.append(f"  StatisticsGen described a {config.statistics_sample_rate * 100:g} % sample of each split, drawn "

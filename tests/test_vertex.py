@@ -12,7 +12,7 @@ import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
 from ingestion import convert
-from pipeline import inputs, kubeflow_v2_runner, pipeline as pipeline_lib, vertex
+from pipeline import kubeflow_v2_runner, pipeline as pipeline_lib, vertex
 from settings import configs
 from transforms import features
 from tests.helpers import ALLOWED, ROOT, project_env
