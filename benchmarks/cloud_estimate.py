@@ -15,10 +15,11 @@ import os
 from typing import Dict
 
 from benchmarks import results
-from transforms import features
+from transforms import features, splits
 
-CRITEO_X1 = {"rows": features.CRITEO_X1_ROWS, "train": round(0.7 * features.CRITEO_X1_ROWS),
-             "test": round(0.1 * features.CRITEO_X1_ROWS)}  # its 7:2:1 split
+_SHARE = {name: buckets / sum(splits.SPLIT_BUCKETS) for name, buckets in zip(splits.SPLITS, splits.SPLIT_BUCKETS)}
+CRITEO_X1 = {"rows": features.CRITEO_X1_ROWS, **{name: round(share * features.CRITEO_X1_ROWS)
+                                                 for name, share in _SHARE.items()}}  # its 7:2:1 split
 BEAM_STAGES = {"RawLogsExampleGen": "rows", "StatisticsGen": "rows", "Transform": "rows", "Evaluator": "test"}
 INGESTION_NAMES = ("RawLogsExampleGen", "ingestion")  # the ingestion's stage before it joined the pipeline
 
