@@ -161,6 +161,8 @@ class TrainConfig:
     min_improvement: float = setting(1e-4, "validation-AUC gain that counts as an improvement (checkpoint, "
                                            "learning-rate decay, early stopping)", check=NON_NEGATIVE,
                                      changes_results=True)
+    ps_min_shard_kb: int = setting(256, "parameter servers: a variable is split across them in shards of at least "
+                                        "this many KiB, one per server at most", check=POSITIVE, changes_results=False)
     seed: int = setting(2024, "training seed", flag="--train-seed", changes_results=True)
     deterministic: bool = setting(True, "deterministic ops: the same seed repeats a run", changes_results=True)
     gradient_diagnostics: bool = setting(False, "log per-batch gradient norms (negatives' logits, DNN, cross)",

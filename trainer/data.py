@@ -35,16 +35,28 @@ def train_input_path(rows: int, feature_spec: Dict[str, tf.io.FixedLenFeature], 
     return "memory" if train.cache_dataset or fits else "stream"
 
 
+def count_files(file_patterns: List[str]) -> int:
+    """Files matching `file_patterns`."""
+    return sum(len(tf.io.gfile.glob(pattern)) for pattern in file_patterns)
+
+
 def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,
                  shuffle: bool = False, seed: Optional[int] = None, cache: bool = False, cache_limit_mb: int = 0,
-                 shuffle_window: int = 100_000) -> tf.data.Dataset:
+                 shuffle_window: int = 100_000, per_worker_order: bool = False) -> tf.data.Dataset:
     """(features, label) batches; label is float32 [B, 1]. One pass (no repeat).
 
     With `cache`, or when the split's parsed tables take at most `cache_limit_mb`, the split is parsed
     once into memory and each pass gathers batches of rows from it, all rows in a new order each pass
     with `shuffle` (`_in_memory_dataset`). Otherwise it is streamed, and with `shuffle` the records are
     shuffled `shuffle_window` at a time (`_shuffled_batches`).
+
+    `per_worker_order` (parameter servers, whose chief builds the one dataset every worker runs): the split
+    is streamed, and the shuffles' seeds take the clock of the worker that reads, so each worker reads the
+    files and the records in an order of its own (not one `seed` repeats).
     """
+    if per_worker_order:
+        return _streamed(file_patterns, feature_spec, batch_size, _input_threads(), shuffle, seed, shuffle_window,
+                         salted=True)
     if cache or cache_limit_mb > 0:
         loaded = _parsed_tables(file_patterns, feature_spec, None if cache else cache_limit_mb << 20)
         if loaded is not None:
@@ -56,24 +68,34 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
 
 def _streamed(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,
               threads: int, shuffle: bool = False, seed: Optional[int] = None,
-              shuffle_window: int = 100_000) -> tf.data.Dataset:
+              shuffle_window: int = 100_000, salted: bool = False) -> tf.data.Dataset:
     """Parsed batches read from the files, reading and parsing on `threads` threads each.
 
     Each file's records are read in blocks of `_READ_BLOCK`, and the interleave hands over blocks: handing
     over single records between threads cost several times more with two reading threads than with one,
     and in blocks the two cost the same.
     """
-    files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle, seed=seed)
+    files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle and not salted, seed=seed)
+    if shuffle and salted:
+        files = files.batch(1 << 30).map(lambda names: tf.random.experimental.stateless_shuffle(
+            names, seed=_salted(tf.constant([seed or 0, 0], tf.int64)))).unbatch()
     blocks = files.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP").batch(_READ_BLOCK),
         cycle_length=4, num_parallel_calls=threads if threads > 1 else None, deterministic=True)
-    batches = _shuffled_batches(blocks, batch_size, shuffle_window, seed) if shuffle else blocks.rebatch(batch_size)
+    batches = (_shuffled_batches(blocks, batch_size, shuffle_window, seed, salted) if shuffle
+               else blocks.rebatch(batch_size))
     batches = batches.map(lambda serialized: split_label(tf.io.parse_example(serialized, feature_spec)),
                           num_parallel_calls=threads, deterministic=True)
     return batches.prefetch(2).with_options(_without_autotune())
 
 
-def _shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, seed: Optional[int]) -> tf.data.Dataset:
+def _salted(seed_pair: tf.Tensor) -> tf.Tensor:
+    """`seed_pair` with the microseconds of the clock where it runs added: another seed on each worker."""
+    return seed_pair + tf.stack([tf.constant(0, tf.int64), tf.cast(tf.timestamp() * 1e6, tf.int64)])
+
+
+def _shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, seed: Optional[int],
+                      salted: bool = False) -> tf.data.Dataset:
     """Batches of the records in `blocks`, each run of `window` records in a uniformly random order,
     another each pass.
 
@@ -84,7 +106,7 @@ def _shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, see
     up to three windows of serialized records are in memory (about 200 MB for 100,000 Criteo records).
     """
     def permuted(chunk: tf.Tensor, seed_pair: tf.Tensor) -> tf.Tensor:
-        return tf.random.experimental.stateless_shuffle(chunk, seed=seed_pair)
+        return tf.random.experimental.stateless_shuffle(chunk, seed=_salted(seed_pair) if salted else seed_pair)
 
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     # the next window is read and permuted while this one's batches are taken
@@ -107,17 +129,23 @@ def _without_autotune() -> tf.data.Options:
 
 def train_and_eval_datasets(train_files: List[str], eval_files: List[str],
                             feature_spec: Dict[str, tf.io.FixedLenFeature],
-                            settings: TrainerSettings) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+                            settings: TrainerSettings,
+                            per_worker_order: bool = False) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
     """The shuffled train split (negatives sampled at `negative_sampling_rate`, repeated when epochs are
-    counted in steps) and the eval split in order."""
+    counted in steps) and the eval split in order; `per_worker_order`: see `make_dataset`."""
     train, loss = settings.train, settings.loss
-    memory = {"cache": train.cache_dataset, "cache_limit_mb": train.cache_limit_mb}
+    memory = {"cache": train.cache_dataset, "cache_limit_mb": train.cache_limit_mb, "per_worker_order": per_worker_order}
+    if per_worker_order:
+        logging.info("[trainer] parameter servers: the splits are streamed, each worker in its own order; "
+                     "--train-seed seeds the initial weights only (asynchronous training does not repeat)")
     train_ds = make_dataset(train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed, **memory)
     if loss.negative_sampling_rate < 1.0:
         train_ds = train_ds.map(negative_sampler(loss.negative_sampling_rate, train.seed))
     if train.steps_per_epoch:
         train_ds = train_ds.repeat()
-    return train_ds, make_dataset(eval_files, feature_spec, train.batch_size, **memory)
+    eval_ds = make_dataset(eval_files, feature_spec, train.batch_size, **memory)
+    # Parameter servers: each worker's eval iterator goes on where the last validation left it, round the split.
+    return train_ds, eval_ds.repeat() if per_worker_order else eval_ds
 
 
 def _parsed_tables(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature],

@@ -1,14 +1,25 @@
-"""Multi-worker training from `TF_CONFIG`: the strategy, who exports, where the other workers write.
+"""Training on a cluster named by `TF_CONFIG`: the strategy, how input is sharded, who exports, how tasks end.
 
-A `TF_CONFIG` that names a cluster of more than one task (Vertex AI sets it for a multi-pool custom
-job and names the first pool `chief`; Kubeflow's TFJob does the same) trains under
-`tf.distribute.MultiWorkerMirroredStrategy`: synchronous data parallelism, one replica per worker,
-gradients all-reduced every step. Otherwise the default strategy (one process) applies.
+Vertex AI (and Kubeflow's TFJob) give every task a `TF_CONFIG` naming the cluster and the task.
+- No cluster (one process): the default strategy.
+- Workers only (`chief` + `worker`): `tf.distribute.MultiWorkerMirroredStrategy`, synchronous data
+  parallelism: one replica per worker, gradients all-reduced every step, every variable whole on every
+  worker. `batch_size` is per replica; the global batch is `batch_size × replicas`.
+- With parameter servers (`ps` tasks): `tf.distribute.ParameterServerStrategy`. Variables live on the
+  parameter servers, each split along its rows into up to one shard per server once it is at least
+  twice `min_shard_bytes` (`variable_partitioner`), so the embedding table is spread across them and a
+  worker fetches only the rows its batch looks up (`tf.nn.embedding_lookup` on the sharded table). The
+  chief coordinates Keras `fit`: it schedules steps on the workers, which update the variables
+  asynchronously, each step with `batch_size` examples. The `worker` and `ps` tasks serve (`serve`) until
+  the chief's export lands. Keras needs the epoch's length (`--steps-per-epoch`) and the validation's
+  (`--eval-steps`): each validation takes that many batches of the eval split from the workers, each
+  worker's reader going on round the split where the last left it.
 
-- Batch: `batch_size` is per replica; the global batch is `batch_size × replicas`.
-- Data: each worker reads every file and keeps its share of each global batch (`AutoShardPolicy.DATA`).
-  Sharding by file would need at least as many files as workers, and Transform writes as many as
-  Beam decides (one per split at the demo's size), so a worker could get nothing.
+Input (`shard_input`): under MultiWorkerMirroredStrategy each worker reads its own files when there are at
+least as many files as workers (`AutoShardPolicy.FILE`), else every file and keeps its share of each
+global batch (`DATA`); which one is logged. Under parameter servers every worker reads the whole split,
+each in its own order (`trainer.data`, `per_worker_order`).
+
 - In-batch ranking terms (RankNet pairs, ListNet lists, contrastive pairs) are computed within each
   replica's batch of `batch_size` examples, never across replicas: the pairs are those of a
   single-process run with batch `batch_size`, the reported loss is the mean of the replicas' losses,
@@ -18,12 +29,12 @@ gradients all-reduced every step. Otherwise the default strategy (one process) a
 - Files: only the chief writes the run's files and exports; another worker writes its copies into a
   temporary folder of its own (removed at the end), then waits for the chief's export, so TFX's
   check that `run_fn` produced a model holds on every worker.
-- Shutdown (`finish`): the chief leads TensorFlow's coordination service, which every other task
-  heartbeats until its process ends. A task that outlives the chief logs its heartbeat failing
-  (`Coordination agent is set to ERROR: UNAVAILABLE`), which can fail a Vertex AI job; the chief in turn
-  flags a task silent for the heartbeat timeout (10 s). So every task meets the others once the export is
-  there, and the chief ends last: it waits until every other task's server has closed, for at most
-  `SHUTDOWN_WAIT_SECONDS`, under that timeout.
+- Shutdown (`finish`, MultiWorkerMirroredStrategy): the chief leads TensorFlow's coordination service,
+  which every other task heartbeats until its process ends. A task that outlives the chief logs its
+  heartbeat failing (`Coordination agent is set to ERROR: UNAVAILABLE`), which can fail a Vertex AI job;
+  the chief in turn flags a task silent for the heartbeat timeout (10 s). So every task meets the others
+  once the export is there, and the chief ends last: it waits until every other task's server has closed,
+  for at most `SHUTDOWN_WAIT_SECONDS`, under that timeout.
 """
 import contextlib
 import json
@@ -37,6 +48,8 @@ from typing import Iterator, List, Optional, Tuple
 from absl import logging
 
 import tensorflow as tf
+
+from settings.configs import TrainConfig
 
 EXPORT_WAIT_SECONDS = 1800
 SHUTDOWN_WAIT_SECONDS = 8.0  # under the coordination service's heartbeat timeout (10 s)
@@ -64,23 +77,58 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief
 
 
-def make_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy for a cluster in `TF_CONFIG`, else the default strategy.
-    Call it before TensorFlow runs anything else: collective ops are configured once per process."""
+def uses_parameter_servers() -> bool:
+    """True when `TF_CONFIG`'s cluster has `ps` tasks."""
+    return bool(_tf_config().get("cluster", {}).get("ps"))
+
+
+def serves_coordinator() -> bool:
+    """True for a `worker` or `ps` task of a parameter-server cluster: it serves the chief, trains nothing itself."""
+    return uses_parameter_servers() and _tf_config().get("task", {}).get("type") in ("worker", "ps")
+
+
+def make_strategy(train: TrainConfig) -> tf.distribute.Strategy:
+    """The strategy for `TF_CONFIG`'s cluster (module docstring); `train.ps_min_shard_kb` sizes the parameter
+    servers' shards. Call it before TensorFlow runs anything else: collective ops are configured once per process."""
+    if uses_parameter_servers():
+        if not (train.steps_per_epoch and train.eval_steps):
+            raise ValueError("training with parameter servers needs --steps-per-epoch and --eval-steps: Keras fit "
+                             "under ParameterServerStrategy cannot find where an epoch or a validation ends")
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+            min_shard_bytes=train.ps_min_shard_kb << 10, max_shards=len(resolver.cluster_spec().as_dict()["ps"]))
+        return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
     if is_multi_worker():
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
 def barrier(strategy: tf.distribute.Strategy) -> None:
-    """Returns once every worker of `strategy` has reached it (an all-reduce of a constant); at once alone."""
-    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+    """Returns once every worker of a MultiWorkerMirroredStrategy has reached it (an all-reduce of a constant);
+    at once under any other strategy, where only this process runs the Trainer's code."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """The dataset with `AutoShardPolicy.DATA` (see the module docstring)."""
+def input_workers() -> int:
+    """The workers that read input: the chief and the workers of a cluster, else 1."""
+    cluster = _tf_config().get("cluster", {})
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("master", [])) + len(cluster.get("worker", [])))
+
+
+def shard_input(dataset: tf.data.Dataset, files: int, strategy: tf.distribute.Strategy) -> tf.data.Dataset:
+    """`dataset` (read from `files` files) with the sharding its strategy applies (module docstring):
+    MultiWorkerMirroredStrategy's workers each read their own files when every worker gets one, else keep
+    their share of the data (logged); otherwise unchanged (parameter servers: every worker reads every file)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        workers = input_workers()
+        policy = (tf.data.experimental.AutoShardPolicy.FILE if files >= workers
+                  else tf.data.experimental.AutoShardPolicy.DATA)
+        logging.info("[trainer] %d files for %d workers: input sharded by %s", files, workers, policy.name)
+    else:
+        return dataset
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = policy
     return dataset.with_options(options)
 
 
@@ -107,12 +155,38 @@ def wait_for_export(serving_model_dir: str, timeout: Optional[float] = None) -> 
         time.sleep(2)
 
 
+def serve(serving_model_dir: str, poll_seconds: float = 2.0, chief_gone_seconds: float = 60.0) -> None:
+    """A parameter-server cluster's `worker` or `ps` task: serves the chief's coordinator until the chief's
+    export is in `serving_model_dir`; raises when the chief, once seen, stays away `chief_gone_seconds`
+    without exporting, or is never seen within `EXPORT_WAIT_SECONDS`."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id,
+                                  protocol=resolver.rpc_layer or "grpc", start=True)
+    logging.info("[trainer] %s %d serves the chief at %s", resolver.task_type, resolver.task_id, server.target)
+    chief_host, chief_port = _address(resolver.cluster_spec().as_dict()["chief"][0])
+    marker = os.path.join(serving_model_dir, "saved_model.pb")
+    started, last_seen = time.time(), None
+    while not tf.io.gfile.exists(marker):
+        now = time.time()
+        if _listening(chief_host, chief_port):
+            last_seen = now
+        elif last_seen is not None and now - last_seen > chief_gone_seconds:
+            raise RuntimeError(f"the chief stopped without exporting to {serving_model_dir}; see its log")
+        elif last_seen is None and now - started > EXPORT_WAIT_SECONDS:
+            raise TimeoutError(f"no chief at {chief_host}:{chief_port} within {EXPORT_WAIT_SECONDS} s")
+        time.sleep(poll_seconds)
+
+
+def _address(address: str) -> Tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
 def _other_tasks() -> List[Tuple[str, int]]:
     """(host, port) of every task of the cluster but this one (the evaluator takes no part)."""
     config = _tf_config()
     me = (config.get("task", {}).get("type"), int(config.get("task", {}).get("index", 0)))
-    return [(address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1]))
-            for name, addresses in config.get("cluster", {}).items() if name != "evaluator"
+    return [_address(address) for name, addresses in config.get("cluster", {}).items() if name != "evaluator"
             for index, address in enumerate(addresses) if (name, index) != me]
 
 
@@ -125,8 +199,9 @@ def _listening(host: str, port: int) -> bool:
 def finish(strategy: tf.distribute.Strategy, serving_model_dir: str, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
     """Ends a cluster's `run_fn` in the order TensorFlow's coordination service expects (module docstring):
     another worker waits for the chief's export, every task meets the others, and the chief returns once
-    the other tasks' processes have ended (or `timeout` passed, which it logs). Alone, returns at once."""
-    if not is_multi_worker():
+    the other tasks' processes have ended (or `timeout` passed, which it logs). Under any other strategy,
+    returns at once (a parameter-server cluster's other tasks end on the export, `serve`)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
     if not is_chief():
         wait_for_export(serving_model_dir)

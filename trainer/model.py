@@ -65,7 +65,9 @@ class FieldEmbedding(tf.keras.layers.Layer):
         """categorical_ids [B, C] int64, numeric_values [B, N] float -> [B, (N + C)·d]. An id outside its
         field's range [0, size) is refused (it would read another field's rows of the shared table)."""
         ids = self._checked(categorical_ids) if self.check_ids else categorical_ids
-        rows = tf.gather(self.categorical_table, ids + self._offsets)                     # [B, C, d]
+        # embedding_lookup (`tf.gather` on one variable) looks up each id on the shard that holds it when the table
+        # is partitioned across parameter servers (`trainer.distribution`), where a gather would copy the whole table.
+        rows = tf.nn.embedding_lookup(self.categorical_table, ids + self._offsets)        # [B, C, d]
         if training and self.regularization == "batch" and self.embedding_l2:
             self.add_loss(self.embedding_l2 * tf.reduce_sum(tf.square(rows)))
         numeric = numeric_values[:, :, tf.newaxis] * tf.cast(self.numeric_vectors, numeric_values.dtype)
@@ -187,6 +189,27 @@ def vocabulary_sizes_from_transform(tf_transform_output) -> Dict[str, int]:
                              f"{features.transformed_name(key)}: it was not made by transforms.preprocessing")
         sizes[key] = int(feature.int_domain.max) + 1
     return sizes
+
+
+def whole_copy(model: DCNV2) -> DCNV2:
+    """`model` rebuilt outside any distribution strategy, its weights copied: each variable whole where
+    parameter servers held `model`'s in shards. What is exported then, so the SavedModel is the one a single
+    process exports (a SavedModel of sharded variables does not load back whole)."""
+    with precision_policy(model.dtype_policy.name):
+        copy = DCNV2(dict(zip(features.CATEGORICAL_FEATURES, model.embedding.vocabulary_sizes)), model.config,
+                     check_ids=model.embedding.check_ids)
+    one_row = {**{features.transformed_name(k): tf.zeros([1], tf.int64) for k in features.CATEGORICAL_FEATURES},
+               **{features.transformed_name(k): tf.zeros([1]) for k in features.NUMERIC_FEATURES}}
+    copy(one_row)
+    shards = iter(model.weights)  # Keras lists a sharded variable's shards, in order, where the variable was
+    for target in copy.weights:
+        parts = [next(shards)]
+        while target.shape.rank and sum(p.shape[0] for p in parts) < target.shape[0]:
+            parts.append(next(shards))
+        target.assign(tf.concat(parts, axis=0) if len(parts) > 1 else parts[0])
+    if next(shards, None) is not None:
+        raise ValueError("whole_copy: the model has more weights than its copy")
+    return copy
 
 
 def count_parameters(model: tf.keras.Model) -> int:

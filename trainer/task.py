@@ -40,7 +40,7 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     strategy = strategy or tf.distribute.get_strategy()
     train_config = settings.train
     tf.keras.utils.set_random_seed(train_config.seed)
-    if train_config.deterministic:
+    if train_config.deterministic and not distribution.uses_parameter_servers():  # asynchronous: cannot repeat
         tf.config.experimental.enable_op_determinism()
 
     # Data: the Transform output, parsed in global batches that each worker shards.
@@ -49,10 +49,11 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
         settings, train=dataclasses.replace(train_config, batch_size=train_config.batch_size * replicas))
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(tf_transform_output)
     datasets = data.train_and_eval_datasets(train_files, eval_files, tf_transform_output.transformed_feature_spec(),
-                                            global_settings)
+                                            global_settings, per_worker_order=distribution.uses_parameter_servers())
     if train_config.jit_compile:  # an XLA-compiled step cannot refuse a bad id: the input pipeline does
         datasets = [data.with_checked_ids(ds, vocabulary_sizes) for ds in datasets]
-    train_ds, eval_ds = (distribution.shard_by_data(ds) for ds in datasets)
+    train_ds, eval_ds = (distribution.shard_input(ds, data.count_files(files), strategy)
+                         for ds, files in zip(datasets, (train_files, eval_files)))
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
@@ -100,12 +101,16 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
 def run_fn(fn_args: FnArgs) -> None:
     """Trains DCN V2 with the configured loss and exports the serving SavedModel; with a cluster in
     `TF_CONFIG`, on every worker, and only the chief's export lands (`trainer.distribution`)."""
-    strategy = distribution.make_strategy()
     settings = TrainerSettings.from_custom_config(fn_args.custom_config or {})
+    if distribution.serves_coordinator():  # a parameter-server cluster's worker or ps task
+        distribution.serve(fn_args.serving_model_dir)
+        return
+    strategy = distribution.make_strategy(settings.train)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     with distribution.writable_dir(fn_args.model_run_dir) as model_run_dir:
         trained = train(settings, fn_args.train_files, fn_args.eval_files, tf_transform_output,
                         model_run_dir, schedule.resume_dir(fn_args), strategy)
+    exported = model_lib.whole_copy(trained.ctr_model) if distribution.uses_parameter_servers() else trained.ctr_model
     with distribution.writable_dir(fn_args.serving_model_dir) as serving_model_dir:
-        signatures.export(trained.ctr_model, tf_transform_output, serving_model_dir)
+        signatures.export(exported, tf_transform_output, serving_model_dir)
     distribution.finish(strategy, fn_args.serving_model_dir)
