@@ -74,18 +74,22 @@ def vertex_training_job(vertex: VertexConfig, image: str) -> Dict[str, Any]:
     """The Trainer `custom_config` entries that make TFX's Vertex AI Trainer run a CustomJob.
 
     Pool 0 is one chief, pool 1 the other `training_replicas - 1` workers, all on `image` (with GPUs when
-    `accelerator_type` is set); TFX sets each pool's command to the Trainer executor, and Vertex AI gives each
-    replica a `TF_CONFIG` naming pool 0 `chief`, from which `run_fn` builds its MultiWorkerMirroredStrategy
-    (trainer/distribution.py). The job runs as `service_account` on `network` when they are set.
+    `accelerator_type` is set), and pool 2 the `parameter_servers` (on `parameter_server_machine_type`) when
+    there are any; TFX sets each pool's command to the Trainer executor, and Vertex AI gives each replica a
+    `TF_CONFIG` naming pool 0 `chief` and pool 2 `ps`, from which `run_fn` chooses MultiWorkerMirroredStrategy
+    or ParameterServerStrategy (trainer/distribution.py). The job runs as `service_account` on `network` when
+    they are set.
     """
     machine = {"machine_type": vertex.machine_type}
     if vertex.accelerator_type:
         machine.update(accelerator_type=vertex.accelerator_type, accelerator_count=vertex.accelerator_count)
 
-    def pool(replicas: int) -> Dict[str, Any]:
-        return {"machine_spec": dict(machine), "replica_count": replicas, "container_spec": {"image_uri": image}}
+    def pool(replicas: int, machine_spec: Dict[str, Any]) -> Dict[str, Any]:
+        return {"machine_spec": dict(machine_spec), "replica_count": replicas, "container_spec": {"image_uri": image}}
 
-    pools = [pool(1)] + ([pool(vertex.training_replicas - 1)] if vertex.training_replicas > 1 else [])
+    pools = [pool(1, machine)] + ([pool(vertex.training_replicas - 1, machine)] if vertex.training_replicas > 1 else [])
+    if vertex.parameter_servers:
+        pools.append(pool(vertex.parameter_servers, {"machine_type": vertex.parameter_server_machine_type}))
     job_spec = {"worker_pool_specs": pools, **{key: getattr(vertex, key) for key in ("service_account", "network")
                                                  if getattr(vertex, key)}}
     extension = _vertex_extension()

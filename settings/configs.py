@@ -78,8 +78,11 @@ class TransformConfig:
 
     min_category_count: int = setting(1, "vocabulary frequency threshold (BARS Criteo_x1: 1, Criteo_x4: 10)",
                                       check=POSITIVE, changes_results=True)
-    num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories", check=POSITIVE,
-                                   changes_results=True)
+    max_vocabulary_size: Optional[int] = setting(
+        None, "per field, at most this many most frequent tokens get ids; the rest hash into --num-oov-buckets "
+              "(unset: no cap; MLPerf's DLRM caps Criteo 1TB at 40000000)", check=POSITIVE, changes_results=True)
+    num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories (and tokens past the cap)",
+                                   check=POSITIVE, changes_results=True)
 
 
 @dataclasses.dataclass
@@ -288,6 +291,12 @@ def validate(config: PipelineConfig) -> None:
                         "embedding gradient dense (or set --embedding-l2 0)")
     if config.vertex.training_replicas and not (config.vertex.project and config.vertex.region):
         problems.append("--training-replicas: a Vertex AI training job needs --vertex-project and --vertex-region")
+    if config.vertex.parameter_servers and config.vertex.training_replicas < 2:
+        problems.append("--parameter-servers: the chief coordinates and workers train; add --training-replicas 2 or "
+                        "more (the chief and at least one worker)")
+    if config.vertex.parameter_servers and not (config.train.steps_per_epoch and config.train.eval_steps):
+        problems.append("--parameter-servers: Keras fit under ParameterServerStrategy needs --steps-per-epoch and "
+                        "--eval-steps")
     if config.vertex.accelerator_type and not config.vertex.training_replicas:
         problems.append("--training-accelerator: GPUs go to the training job's replicas; add --training-replicas N")
     if problems:

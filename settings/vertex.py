@@ -18,7 +18,13 @@ class VertexConfig:
     step_memory_gb: float = setting(16.0, "GB of memory of each pipeline step's container", check=POSITIVE)
     training_replicas: int = setting(0, "0: train inside the Trainer's pipeline step; N: a Vertex AI custom job of a "
                                         "chief and N-1 workers (MultiWorkerMirroredStrategy)", check=NON_NEGATIVE)
+    parameter_servers: int = setting(0, "parameter servers of the training job: 0, or N to hold the variables (the "
+                                        "embedding table) in shards across N servers (ParameterServerStrategy; "
+                                        "needs --training-replicas 2 or more: the chief coordinates, workers train)",
+                                     check=NON_NEGATIVE)
     machine_type: str = setting("n1-standard-8", "training replicas' machine type", flag="--training-machine-type")
+    parameter_server_machine_type: str = setting("n1-highmem-8", "parameter servers' machine type (memory: BUILD.md, "
+                                                 "Scaling past one machine)")
     accelerator_type: str = setting("", "GPU of each training replica, e.g. NVIDIA_TESLA_T4 (default: none)",
                                     flag="--training-accelerator")
     accelerator_count: int = setting(1, "GPUs per training replica with --training-accelerator", check=POSITIVE,

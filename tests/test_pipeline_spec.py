@@ -171,3 +171,29 @@ def test_single_replica_vertex_job_has_only_the_chief_pool_and_a_missing_project
     config.vertex = configs.VertexConfig(training_replicas=2, project="p", region="r")
     with pytest.raises(configs.SettingsError, match="needs the pipeline image"):
         pipeline_lib.create_pipeline(config)
+
+
+def test_parameter_servers_get_their_own_pool_in_the_compiled_job(tmp_path, capsys):
+    config = configs.PipelineConfig(output_root="gs://bucket/rankloss")
+    config.train = configs.TrainConfig(steps_per_epoch=1000, eval_steps=50)
+    config.vertex = configs.VertexConfig(training_replicas=3, parameter_servers=2, project="p", region="r",
+                                         parameter_server_machine_type="n1-highmem-16")
+    spec = _compile(config, "gcr.io/p/img@sha256:" + "0" * 64, str(tmp_path / "spec.json"))
+    parameters = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    custom_config = json.loads(parameters["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    pools = custom_config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    # Vertex AI names pool 0 chief, pool 1 worker and pool 2 ps in each replica's TF_CONFIG.
+    assert [(p["replica_count"], p["machine_spec"]["machine_type"]) for p in pools] == [
+        (1, "n1-standard-8"), (2, "n1-standard-8"), (2, "n1-highmem-16")]
+    assert custom_config["train"]["steps_per_epoch"] == 1000
+    vertex.parse_spec(str(tmp_path / "spec.json"))
+
+    parser = flags.StrictParser()
+    flags.add_flags(parser, sections=(flags.PIPELINE, configs.VERTEX_SECTION) + configs.TRAINING_SECTIONS)
+    for argv, message in [
+            (["--training-replicas", "1", "--parameter-servers", "2", "--steps-per-epoch", "9", "--eval-steps", "9"],
+             "--parameter-servers: the chief coordinates and workers train"),
+            (["--training-replicas", "3", "--parameter-servers", "2"], "needs --steps-per-epoch and --eval-steps")]:
+        with pytest.raises(SystemExit):
+            flags.parse(parser, argv + ["--vertex-project", "p", "--vertex-region", "r"])
+        assert message in capsys.readouterr().err

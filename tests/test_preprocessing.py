@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
 from transforms import rows
 from transforms import features, preprocessing, schema
@@ -93,3 +93,38 @@ def test_real_criteo_sample_through_converter_parsing_and_transform(tmp_path):
     for t in transformed:
         assert all(np.isfinite(t[xf(n)]) for n in features.NUMERIC_FEATURES)
         assert all(t[xf(n)] >= 0 for n in features.CATEGORICAL_FEATURES)
+
+
+def test_tokens_past_the_vocabulary_cap_hash_into_the_buckets_transform_trainer_and_serving_agree(tmp_path):
+    """C1: a ×5, b ×4, c ×3, d ×2, e ×1; at most 2 tokens get ids, the rest hash into 3 buckets."""
+    from serving import signatures
+    from settings.configs import ModelConfig
+    from trainer import model as model_lib
+
+    tokens = ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + ["e"]
+    fn = functools.partial(preprocessing.preprocessing_fn,
+                           custom_config={"max_vocabulary_size": 2, "num_oov_buckets": 3})
+    metadata = dataset_metadata.DatasetMetadata(schema.build_schema())
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        (transformed, _), transform_fn = ([_row(t) for t in tokens], metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
+    _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_fn"))
+    metadata_io.write_metadata(metadata, str(tmp_path / "transform_fn" / "metadata"))  # the raw schema, as TFX's
+    output = tft.TFTransformOutput(str(tmp_path / "transform_fn"))
+    ids = {token: int(t[xf("C1")]) for token, t in zip(tokens, transformed)}
+    # Transform: the two most frequent take ids 0 and 1; the others land in the buckets [2, 5).
+    assert (ids["a"], ids["b"]) == (0, 1) and all(2 <= ids[t] < 5 for t in "cde")
+    assert output.vocabulary_size_by_name(preprocessing.vocabulary_name("C1")) == 2
+    # Trainer: the embedding's rows for C1 are the vocabulary and the buckets.
+    sizes = model_lib.vocabulary_sizes_from_transform(output)
+    assert sizes["C1"] == 5 and sizes["C2"] == 1 + 3
+    # Serving: the exported graph maps every token as Transform did, and serves tokens past the cap.
+    model = model_lib.DCNV2(sizes, ModelConfig(dnn_units=(8,), embedding_dim=2, num_cross_layers=1))
+    served_rows = [(0, {**{f"C{k}": "aaaaaaaa" for k in range(2, 27)}, "C1": t}) for t in "abcde"]
+    examples = tf.constant(rows.to_examples(served_rows))
+    raw = tf.io.parse_example(examples, output.raw_feature_spec())
+    assert output.transform_raw_features(raw)[xf("C1")].numpy().tolist() == [ids[t] for t in "abcde"]
+    model(output.transform_raw_features(raw))
+    signatures.export(model, output, str(tmp_path / "model"))
+    serve = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+    probabilities = serve(examples=examples)["probabilities"].numpy()
+    assert probabilities.shape == (5,) and np.all(np.isfinite(probabilities))

@@ -4,8 +4,10 @@ Choices (the same at training and serving, since the graph travels with the mode
 - Categorical `C*`: a missing value becomes the token `__missing__` (a category of its
   own, as FuxiCTR's fill value); then a vocabulary over the train split keeps the
   tokens seen at least `min_category_count` times (FuxiCTR's `min_categr_count`: 1
-  in BARS Criteo_x1, 10 in Criteo_x4) and maps every other token, including ones first
-  seen at serving time, to `num_oov_buckets` hashed out-of-vocabulary ids. All fields'
+  in BARS Criteo_x1, 10 in Criteo_x4), at most the `max_vocabulary_size` most frequent
+  of them when set (MLPerf's DLRM caps Criteo 1TB's fields at 40M), and maps every other
+  token, including ones first seen at serving time, to `num_oov_buckets` hashed
+  out-of-vocabulary ids. All fields'
   vocabularies come from one analyzer pass (`transforms.vocabularies`), identical to
   `tft.compute_and_apply_vocabulary`'s per field.
 - Numeric `I*`: missing -> 0, then sign(x)·log(1 + |x|). Raw Kaggle counts are heavy
@@ -42,6 +44,7 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[Dict[str, A
     config = custom_config or {}
     min_count = int(config.get("min_category_count", 1))
     num_oov = int(config.get("num_oov_buckets", 1))
+    max_size = config.get("max_vocabulary_size")
     outputs = {}
     for key in features.NUMERIC_FEATURES:
         outputs[features.transformed_name(key)] = signed_log1p(
@@ -49,7 +52,8 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[Dict[str, A
     tokens = {key: _dense(inputs[key], features.MISSING_CATEGORY.encode())
               for key in features.CATEGORICAL_FEATURES}
     ids = vocabularies.compute_and_apply_vocabularies(
-        tokens, {key: vocabulary_name(key) for key in tokens}, min_count, num_oov)
+        tokens, {key: vocabulary_name(key) for key in tokens}, min_count, num_oov,
+        int(max_size) if max_size is not None else None)
     outputs.update({features.transformed_name(key): ids[key] for key in tokens})
     outputs[features.LABEL_KEY] = _dense(inputs[features.LABEL_KEY], tf.constant(0, tf.int64))
     return outputs
