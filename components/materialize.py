@@ -10,9 +10,11 @@ with the raw feature spec (`tf.io.parse_example`, the parse the exported serving
 the transform graph (`TFTransformOutput.transform_raw_features`); tfx-bsl's encoder serializes each
 batch of 8,192 rows as TFX's does (the same tensor-to-Arrow converter and `tf.Example` encoder over
 the transformed schema), and TensorFlow's writer gzips at level 1 (larger files, written several times
-faster than at level 6). An output file holds its input file's rows in their order, under TFX's names
-(`Split-<name>/transformed_examples-<i>-of-<n>.gz`). Every file's rows read must equal its rows written,
-or the step fails naming the file. Each split is written into a staging folder that replaces the split's
+faster than at level 6). An input file becomes one output file, under TFX's names
+(`Split-<name>/transformed_examples-<i>-of-<n>.gz`), holding its rows in their order; or, when a split must
+have at least `min_files` files (so that each training worker reads files of its own) and has fewer
+inputs, several, each input's rows dealt to its outputs in turn (output j of k: rows j, j + k, ... in
+order). Every file's rows read must equal its rows written, or the step fails naming the file. Each split is written into a staging folder that replaces the split's
 folder once every file is written (`ingestion.staged_output`), so a retried execution's output holds none
 of an earlier attempt's files.
 
@@ -38,7 +40,7 @@ from runtime import object_storage
 
 OUTPUT_PREFIX = "transformed_examples"
 
-FileJob = Tuple[str, str, str]  # (split, source file, destination file)
+FileJob = Tuple[str, str, Tuple[str, ...]]  # (split, source file, its destination files)
 
 
 class FileTransformer:
@@ -61,21 +63,23 @@ class FileTransformer:
         self._to_arrow = impl_helper.make_tensor_to_arrow_converter(schema)
         self._encoder = example_coder.RecordBatchToExamplesEncoder(schema)
 
-    def __call__(self, source: str, destination: str) -> int:
-        """Writes `source`'s rows, transformed, to `destination`; returns the rows written."""
+    def __call__(self, source: str, destinations: Sequence[str]) -> int:
+        """Writes `source`'s rows, transformed, to `destinations` (row i to destination i mod their number);
+        returns the rows written."""
         batches = (tf.data.TFRecordDataset(source, compression_type="GZIP")
                    .batch(self._batch_rows).map(self._transform).prefetch(2))
         rows_read = rows_written = 0
         options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=record_batches.GZIP_LEVEL)
-        tf.io.gfile.makedirs(os.path.dirname(destination))
-        with tf.io.TFRecordWriter(destination, options) as writer:
+        tf.io.gfile.makedirs(os.path.dirname(destinations[0]))
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(tf.io.TFRecordWriter(d, options)) for d in destinations]
             for rows, batch in batches:
                 rows_read += int(rows)
                 for record in self._encoder.encode(self._to_arrow.convert(batch)):
-                    writer.write(record)
+                    writers[rows_written % len(writers)].write(record)
                     rows_written += 1
         if rows_written != rows_read:
-            raise RuntimeError(f"Transform: {source}: read {rows_read} rows but wrote {rows_written} to {destination}")
+            raise RuntimeError(f"Transform: {source}: read {rows_read} rows but wrote {rows_written} to {destinations}")
         return rows_written
 
 
@@ -91,8 +95,8 @@ class TransformFiles(beam.DoFn):
         self._transformer = FileTransformer(self._graph_dir)
 
     def process(self, job: FileJob) -> Iterator[Tuple[str, int]]:
-        split, source, destination = job
-        rows = self._transformer(source, destination)
+        split, source, destinations = job
+        rows = self._transformer(source, destinations)
         beam.metrics.Metrics.counter("transform", f"rows_{split}").inc(rows)
         yield split, rows
 
@@ -102,11 +106,15 @@ def output_name(index: int, count: int) -> str:
     return f"{OUTPUT_PREFIX}-{index:05d}-of-{count:05d}.gz"
 
 
-def file_jobs(sources_by_split: Sequence[Tuple[str, List[str]]], output_split_uris: Sequence[str]) -> List[FileJob]:
-    """One job per source file: its split, itself, and its transformed file under the split's output."""
+def file_jobs(sources_by_split: Sequence[Tuple[str, List[str]]], output_split_uris: Sequence[str],
+              min_files: int = 1) -> List[FileJob]:
+    """One job per source file: its split, itself, and its transformed files under the split's output: one,
+    or as many as give the split at least `min_files` (the same number for each of the split's sources)."""
     jobs = []
     for (split, sources), output_uri in zip(sources_by_split, output_split_uris):
-        jobs += [(split, source, os.path.join(output_uri, output_name(i, len(sources))))
+        parts = -(-min_files // len(sources))
+        jobs += [(split, source, tuple(os.path.join(output_uri, output_name(i * parts + j, len(sources) * parts))
+                                       for j in range(parts)))
                  for i, source in enumerate(sources)]
     return jobs
 
@@ -141,9 +149,10 @@ def file_jobs_of(examples, transformed, splits: Sequence[str]) -> Tuple[List[Tup
 
 
 def materialize(pipeline: beam.Pipeline, transform_graph_dir: str, sources: Sequence[Tuple[str, List[str]]],
-                output_split_uris: Sequence[str]) -> Dict[str, int]:
-    """Writes every source file transformed into its split's output folder, each split staged so that the
-    folder holds this attempt's files alone (`ingestion.staged_output`); {split: rows written}."""
+                output_split_uris: Sequence[str], min_files: int = 1) -> Dict[str, int]:
+    """Writes every source file transformed into its split's output folder, at least `min_files` files per
+    split, each split staged so that the folder holds this attempt's files alone (`ingestion.staged_output`);
+    {split: rows written}."""
     with contextlib.ExitStack() as stack:
         staging = [stack.enter_context(staged_output.staged(uri)) for uri in output_split_uris]
-        return transform_files(pipeline, transform_graph_dir, file_jobs(sources, staging))
+        return transform_files(pipeline, transform_graph_dir, file_jobs(sources, staging, min_files))

@@ -5,7 +5,8 @@ For Examples artifacts of gzipped `tf.Example` TFRecords (what ImportExampleGen 
 1. runs TFX's executor without the `transformed_examples` output, so TFX does the analysis alone and
    writes the transform graph, reading its input with the file-at-a-time reader parsed in TensorFlow
    (components/file_reads.py);
-2. then writes the transformed examples itself (`materialize.materialize`).
+2. then writes the transformed examples itself (`materialize.materialize`), at least `output_files` files per
+   split when its `custom_config` says so (TransformConfig.output_files).
 Other inputs go through TFX's executor as they are.
 
 Scratch files: TFX keeps tf.Transform's temporary files (each analyzer's vocabulary files, the
@@ -18,6 +19,7 @@ to the output as before. Any other runner (Dataflow, a portable job service, who
 elsewhere) keeps TFX's path, which every worker can reach, and so does a local pipeline root.
 """
 import contextlib
+import json
 import shutil
 import tempfile
 from typing import Iterator, Sequence
@@ -69,7 +71,9 @@ class Executor(transform_executor.Executor):
                 sources, outputs = materialize.file_jobs_of(examples, transformed, splits)
                 analysis_outputs = {k: v for k, v in output_dict.items() if k != specs.TRANSFORMED_EXAMPLES_KEY}
                 super().Do(input_dict, analysis_outputs, exec_properties)
-        materialize.materialize(self._make_beam_pipeline(), graph_dir, sources, outputs)
+        custom_config = json.loads(exec_properties.get(specs.CUSTOM_CONFIG_KEY) or "null") or {}
+        materialize.materialize(self._make_beam_pipeline(), graph_dir, sources, outputs,
+                                int(custom_config.get("output_files") or 1))
         return None
 
 

@@ -122,7 +122,7 @@ def _data_components(config: PipelineConfig, schema_path: str) -> List[Any]:
     transform = transform_lib.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=dataclasses.asdict(config.transform),
+        custom_config=dataclasses.asdict(config.transform.for_workers(config.vertex.training_replicas)),
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
         # No statistics of the transformed data (nothing reads them) and no analyzer cache (no
         # run feeds one back): each costs Beam stages per run at any data size.

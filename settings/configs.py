@@ -83,6 +83,12 @@ class TransformConfig:
               "(unset: no cap; MLPerf's DLRM caps Criteo 1TB at 40000000)", check=POSITIVE, changes_results=True)
     num_oov_buckets: int = setting(1, "hashed buckets for out-of-vocabulary categories (and tokens past the cap)",
                                    check=POSITIVE, changes_results=True)
+    output_files: Optional[int] = setting(None, "transformed example files per split, at least (unset: one per training "
+                                          "replica, so each reads its own)", check=POSITIVE, changes_results=True)
+
+    def for_workers(self, training_replicas: int) -> "TransformConfig":
+        """These settings with `output_files` resolved for a training job of `training_replicas` (0: none)."""
+        return dataclasses.replace(self, output_files=self.output_files or max(1, training_replicas))
 
 
 @dataclasses.dataclass
@@ -289,15 +295,6 @@ def validate(config: PipelineConfig) -> None:
             config.model.embedding_regularization == "table":
         problems.append("--optimizer lazy_adam needs --embedding-regularization batch: a table-wide L2 makes every "
                         "embedding gradient dense (or set --embedding-l2 0)")
-    if config.vertex.training_replicas and not (config.vertex.project and config.vertex.region):
-        problems.append("--training-replicas: a Vertex AI training job needs --vertex-project and --vertex-region")
-    if config.vertex.parameter_servers and config.vertex.training_replicas < 2:
-        problems.append("--parameter-servers: the chief coordinates and workers train; add --training-replicas 2 or "
-                        "more (the chief and at least one worker)")
-    if config.vertex.parameter_servers and not (config.train.steps_per_epoch and config.train.eval_steps):
-        problems.append("--parameter-servers: Keras fit under ParameterServerStrategy needs --steps-per-epoch and "
-                        "--eval-steps")
-    if config.vertex.accelerator_type and not config.vertex.training_replicas:
-        problems.append("--training-accelerator: GPUs go to the training job's replicas; add --training-replicas N")
+    problems += config.vertex.job_problems(config.train.steps_per_epoch, config.train.eval_steps)
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))

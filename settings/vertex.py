@@ -1,6 +1,7 @@
 """The settings of the Kubeflow V2 / Vertex AI compile (pipeline/kubeflow_v2_runner.py): a section of
 `PipelineConfig` that only that entry point's flags set."""
 import dataclasses
+from typing import List, Optional
 
 from settings.fields import NON_NEGATIVE, POSITIVE, setting
 
@@ -33,3 +34,19 @@ class VertexConfig:
                                      "to size Dataflow workers: an assumption for Criteo_x1 at min count 1; a local "
                                      "run's transform_fn/assets count them", check=POSITIVE)
     mutable_image: bool = setting(False, "--image is a tag meant to be followed, not a digest")
+
+    def job_problems(self, steps_per_epoch: Optional[int], eval_steps: Optional[int]) -> List[str]:
+        """What is wrong with the training job these settings describe, given the Trainer's epoch and validation
+        lengths in steps; each problem names its flag."""
+        problems = []
+        if self.training_replicas and not (self.project and self.region):
+            problems.append("--training-replicas: a Vertex AI training job needs --vertex-project and --vertex-region")
+        if self.parameter_servers and self.training_replicas < 2:
+            problems.append("--parameter-servers: the chief coordinates and workers train; add --training-replicas 2 or "
+                            "more (the chief and at least one worker)")
+        if self.parameter_servers and not (steps_per_epoch and eval_steps):
+            problems.append("--parameter-servers: Keras fit under ParameterServerStrategy needs --steps-per-epoch and "
+                            "--eval-steps")
+        if self.accelerator_type and not self.training_replicas:
+            problems.append("--training-accelerator: GPUs go to the training job's replicas; add --training-replicas N")
+        return problems

@@ -17,7 +17,7 @@ from tests.helpers import TRAIN_FILES, assert_same_examples, examples_artifact, 
 pytestmark = pytest.mark.e2e  # runs the pipeline, a server or a trainer end to end
 
 
-def _run(executor_class, ingested, out_dir):
+def _run(executor_class, ingested, out_dir, output_files=None):
     examples, schema_dir = ingested
     schema = standard_artifacts.Schema()
     schema.uri = schema_dir
@@ -25,7 +25,7 @@ def _run(executor_class, ingested, out_dir):
     graph.uri, transformed.uri = os.path.join(out_dir, "graph"), os.path.join(out_dir, "examples")
     exec_properties = {
         "preprocessing_fn": "transforms.preprocessing.preprocessing_fn",
-        "custom_config": json.dumps({"min_category_count": 2, "num_oov_buckets": 1}),
+        "custom_config": json.dumps({"min_category_count": 2, "num_oov_buckets": 1, "output_files": output_files}),
         "splits_config": json.dumps({"analyze": ["train"], "transform": list(SPLITS)}),
         "disable_statistics": 1, "force_tf_compat_v1": 0}
     executor_class().Do({"examples": [examples_artifact(examples)], "schema": [schema]},
@@ -75,7 +75,7 @@ def test_an_output_file_holds_its_input_files_rows_in_order_whatever_the_batch(i
     graph, transformed = ours
     source = sorted(glob.glob(os.path.join(ingested[0], "Split-train", "*")))[1]
     destination = str(tmp_path / "out" / "again.gz")
-    rows = materialize.FileTransformer(graph.uri, batch_rows=7)(source, destination)
+    rows = materialize.FileTransformer(graph.uri, batch_rows=7)(source, [destination])
     raw = list(tf.data.TFRecordDataset(source, compression_type="GZIP").as_numpy_iterator())
     written = [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(destination, compression_type="GZIP")
                .as_numpy_iterator()]
@@ -111,3 +111,18 @@ def test_a_retried_transform_replaces_what_an_earlier_attempt_left_in_its_output
         count = TRAIN_FILES if split == "train" else 1
         assert _split_files(transformed, split) == [materialize.output_name(i, count) for i in range(count)]
     assert sorted(os.listdir(out / "examples")) == [f"Split-{split}" for split in sorted(SPLITS)]
+
+
+def test_a_split_gets_at_least_the_files_asked_for_each_input_dealt_in_turn(ingested, ours, tmp_path):
+    """5 files per split: the train split's 2 inputs become 3 files each, the eval and test splits' 1 becomes 5."""
+    _, transformed = _run(transform.Executor, ingested, str(tmp_path / "five"), output_files=5)
+    for split in SPLITS:
+        count = 6 if split == "train" else 5
+        assert _split_files(transformed, split) == [materialize.output_name(i, count) for i in range(count)]
+        assert_same_examples(sorted(_split_examples(transformed, split), key=_row_key),
+                             sorted(_split_examples(ours[1], split), key=_row_key))
+    # Output j of an input's k holds its rows j, j + k, ... in order.
+    one_file = read_examples(os.path.join(ours[1].uri, "Split-eval", materialize.output_name(0, 1)))
+    for j in range(5):
+        assert_same_examples(read_examples(os.path.join(transformed.uri, "Split-eval", materialize.output_name(j, 5))),
+                             one_file[j::5])

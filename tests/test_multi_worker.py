@@ -1,10 +1,13 @@
 """Multi-worker training: a chief and a worker on loopback run `run_fn` under MultiWorkerMirroredStrategy."""
-import pytest
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 import numpy as np
 import tensorflow as tf
@@ -55,7 +58,17 @@ def test_chief_and_worker_train_in_step_and_only_the_chief_exports(demo_run, tmp
     from pipeline import results
 
     output_root, _ = demo_run
-    examples, transform_graph = results.latest_transform_output(configs.PipelineConfig(output_root=output_root))
+    transformed, transform_graph = results.latest_transform_output(configs.PipelineConfig(output_root=output_root))
+    # The train split in two files (one per worker: sharded by file), the eval split in its one (by data).
+    examples = str(tmp_path / "examples")
+    shutil.copytree(transformed, examples)
+    (train_file,) = glob.glob(os.path.join(examples, "Split-train", "*"))
+    records = list(tf.data.TFRecordDataset(train_file, compression_type="GZIP").as_numpy_iterator())
+    os.remove(train_file)
+    for i in range(2):
+        with tf.io.TFRecordWriter(os.path.join(examples, "Split-train", f"part-{i}.gz"), "GZIP") as writer:
+            for record in records[i::2]:
+                writer.write(record)
     settings = configs.TrainerSettings(
         model=configs.ModelConfig(dnn_units=(16, 16), embedding_dim=4, num_cross_layers=2),
         loss=configs.LossConfig(name="combined_pair", alpha=0.7, beta_pos=0.5),
@@ -78,6 +91,8 @@ def test_chief_and_worker_train_in_step_and_only_the_chief_exports(demo_run, tmp
         assert returncode == 0, f"{task_type} failed:\n{output[-6000:]}"
         assert not COORDINATION_ERRORS.search(output), f"{task_type}:\n{output[-6000:]}"
         assert re.search(r"\[trainer\] 2 replicas \(\w+\): global batch 256", output), output[-3000:]
+        assert "[trainer] 2 file(s) for 2 workers: input sharded by FILE" in output
+        assert "[trainer] 1 file(s) for 2 workers: input sharded by DATA" in output
 
     # Both workers ran the same schedule and ended with the same weights (synchronous all-reduce).
     epochs = {t: (tmp_path / f"{t}.log").read_text().split("EPOCHS ")[1].split()[0] for t in tasks}

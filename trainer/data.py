@@ -7,7 +7,7 @@ batch), and two batches are prefetched, on a fixed number of threads. On a 2-cor
 input's reading and parsing compete with training for the same cores.
 """
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +20,7 @@ _LABEL = "__label__"
 _READ_BLOCK = 1024  # records read from one file at a time
 # key -> (dtype, first column in that dtype's table, columns, shape of one row's value)
 Layout = Dict[str, Tuple[tf.DType, int, int, tf.TensorShape]]
+FileShard = Tuple[int, int]  # (this reader's index, readers): read the sorted files index, index + readers, ...
 
 
 def row_bytes(feature_spec: Dict[str, tf.io.FixedLenFeature]) -> int:
@@ -42,7 +43,8 @@ def count_files(file_patterns: List[str]) -> int:
 
 def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature], batch_size: int,
                  shuffle: bool = False, seed: Optional[int] = None, cache: bool = False, cache_limit_mb: int = 0,
-                 shuffle_window: int = 100_000, per_worker_order: bool = False) -> tf.data.Dataset:
+                 shuffle_window: int = 100_000, per_worker_order: bool = False,
+                 file_shard: Optional[FileShard] = None) -> tf.data.Dataset:
     """(features, label) batches; label is float32 [B, 1]. One pass (no repeat).
 
     With `cache`, or when the split's parsed tables take at most `cache_limit_mb`, the split is parsed
@@ -53,7 +55,11 @@ def make_dataset(file_patterns: List[str], feature_spec: Dict[str, tf.io.FixedLe
     `per_worker_order` (parameter servers, whose chief builds the one dataset every worker runs): the split
     is streamed, and the shuffles' seeds take the clock of the worker that reads, so each worker reads the
     files and the records in an order of its own (not one `seed` repeats).
+    `file_shard` (i, n): only the files i, i + n, ... of the sorted files are read (one of n workers).
     """
+    if file_shard:
+        index, count = file_shard
+        file_patterns = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))[index::count]
     if per_worker_order:
         return _streamed(file_patterns, feature_spec, batch_size, _input_threads(), shuffle, seed, shuffle_window,
                          salted=True)
@@ -129,21 +135,23 @@ def _without_autotune() -> tf.data.Options:
 
 def train_and_eval_datasets(train_files: List[str], eval_files: List[str],
                             feature_spec: Dict[str, tf.io.FixedLenFeature],
-                            settings: TrainerSettings,
+                            settings: TrainerSettings, file_shards: Sequence[Optional[FileShard]] = (None, None),
                             per_worker_order: bool = False) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
     """The shuffled train split (negatives sampled at `negative_sampling_rate`, repeated when epochs are
-    counted in steps) and the eval split in order; `per_worker_order`: see `make_dataset`."""
+    counted in steps) and the eval split in order; `file_shards` (train, eval) and `per_worker_order`: see
+    `make_dataset`."""
     train, loss = settings.train, settings.loss
     memory = {"cache": train.cache_dataset, "cache_limit_mb": train.cache_limit_mb, "per_worker_order": per_worker_order}
     if per_worker_order:
         logging.info("[trainer] parameter servers: the splits are streamed, each worker in its own order; "
                      "--train-seed seeds the initial weights only (asynchronous training does not repeat)")
-    train_ds = make_dataset(train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed, **memory)
+    train_ds = make_dataset(train_files, feature_spec, train.batch_size, shuffle=True, seed=train.seed,
+                            file_shard=file_shards[0], **memory)
     if loss.negative_sampling_rate < 1.0:
         train_ds = train_ds.map(negative_sampler(loss.negative_sampling_rate, train.seed))
     if train.steps_per_epoch:
         train_ds = train_ds.repeat()
-    eval_ds = make_dataset(eval_files, feature_spec, train.batch_size, **memory)
+    eval_ds = make_dataset(eval_files, feature_spec, train.batch_size, file_shard=file_shards[1], **memory)
     # Parameter servers: each worker's eval iterator goes on where the last validation left it, round the split.
     return train_ds, eval_ds.repeat() if per_worker_order else eval_ds
 

@@ -15,9 +15,9 @@ Vertex AI (and Kubeflow's TFJob) give every task a `TF_CONFIG` naming the cluste
   (`--eval-steps`): each validation takes that many batches of the eval split from the workers, each
   worker's reader going on round the split where the last left it.
 
-Input (`shard_input`): under MultiWorkerMirroredStrategy each worker reads its own files when there are at
-least as many files as workers (`AutoShardPolicy.FILE`), else every file and keeps its share of each
-global batch (`DATA`); which one is logged. Under parameter servers every worker reads the whole split,
+Input (`file_shard`, `shard_input`): under MultiWorkerMirroredStrategy each worker reads files of its own
+(worker i of n: the sorted files i, i + n, ...) when there are at least as many files as workers, else
+every file, keeping its share of each global batch (`AutoShardPolicy.DATA`); which one is logged. Under parameter servers every worker reads the whole split,
 each in its own order (`trainer.data`, `per_worker_order`).
 
 - In-batch ranking terms (RankNet pairs, ListNet lists, contrastive pairs) are computed within each
@@ -110,25 +110,36 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
         strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def input_workers() -> int:
-    """The workers that read input: the chief and the workers of a cluster, else 1."""
+def _input_workers() -> List[Tuple[str, int]]:
+    """The tasks that read input under MultiWorkerMirroredStrategy, in its order: the chief, then the workers."""
     cluster = _tf_config().get("cluster", {})
-    return max(1, len(cluster.get("chief", [])) + len(cluster.get("master", [])) + len(cluster.get("worker", [])))
+    return [(name, index) for name in ("chief", "master", "worker") for index in range(len(cluster.get(name, [])))]
 
 
-def shard_input(dataset: tf.data.Dataset, files: int, strategy: tf.distribute.Strategy) -> tf.data.Dataset:
-    """`dataset` (read from `files` files) with the sharding its strategy applies (module docstring):
-    MultiWorkerMirroredStrategy's workers each read their own files when every worker gets one, else keep
-    their share of the data (logged); otherwise unchanged (parameter servers: every worker reads every file)."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        workers = input_workers()
-        policy = (tf.data.experimental.AutoShardPolicy.FILE if files >= workers
-                  else tf.data.experimental.AutoShardPolicy.DATA)
-        logging.info("[trainer] %d files for %d workers: input sharded by %s", files, workers, policy.name)
-    else:
+def file_shard(files: int, strategy: tf.distribute.Strategy) -> Optional[Tuple[int, int]]:
+    """(this worker's index, workers) when each worker of a MultiWorkerMirroredStrategy is to read files of
+    its own (`files` at least the workers), else None; logs the choice (module docstring)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    workers = _input_workers()
+    by_file = files >= len(workers)
+    logging.info("[trainer] %d file(s) for %d workers: input sharded by %s", files, len(workers),
+                 "FILE" if by_file else "DATA")
+    task = _tf_config().get("task", {})
+    return (workers.index((task.get("type"), int(task.get("index", 0)))), len(workers)) if by_file else None
+
+
+def shard_input(dataset: tf.data.Dataset, shard: Optional[Tuple[int, int]],
+                strategy: tf.distribute.Strategy) -> tf.data.Dataset:
+    """`dataset` as MultiWorkerMirroredStrategy is to distribute it: as it is when it reads this worker's
+    files alone (`shard`, `file_shard`), else each worker keeping its share of every global batch
+    (`AutoShardPolicy.DATA`). Unchanged under any other strategy (parameter servers: every worker reads
+    every file)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return dataset
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policy
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if shard else tf.data.experimental.AutoShardPolicy.DATA)
     return dataset.with_options(options)
 
 

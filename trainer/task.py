@@ -48,12 +48,12 @@ def train(settings: TrainerSettings, train_files: List[str], eval_files: List[st
     global_settings = dataclasses.replace(
         settings, train=dataclasses.replace(train_config, batch_size=train_config.batch_size * replicas))
     vocabulary_sizes = model_lib.vocabulary_sizes_from_transform(tf_transform_output)
+    shards = [distribution.file_shard(data.count_files(files), strategy) for files in (train_files, eval_files)]
     datasets = data.train_and_eval_datasets(train_files, eval_files, tf_transform_output.transformed_feature_spec(),
-                                            global_settings, per_worker_order=distribution.uses_parameter_servers())
+                                            global_settings, shards, distribution.uses_parameter_servers())
     if train_config.jit_compile:  # an XLA-compiled step cannot refuse a bad id: the input pipeline does
         datasets = [data.with_checked_ids(ds, vocabulary_sizes) for ds in datasets]
-    train_ds, eval_ds = (distribution.shard_input(ds, data.count_files(files), strategy)
-                         for ds, files in zip(datasets, (train_files, eval_files)))
+    train_ds, eval_ds = (distribution.shard_input(ds, shard, strategy) for ds, shard in zip(datasets, shards))
 
     # Model: the exported DCN V2 inside the training-time model the loss reads.
     loss = losses.build_loss(settings.loss)
