@@ -79,3 +79,17 @@ def test_the_cloud_estimate_follows_from_the_measured_rates_and_the_stated_assum
     assert transform[5] == pytest.approx((hours / 8 + 0.1) * 8 * (0.05 + 6.5 * 0.004))
     trainer = rows["Trainer, one epoch (2 replicas)"]
     assert trainer[4] == pytest.approx(cloud_estimate.CRITEO_X1["train"] / 8_000 / 3600 / 2 * 60)
+
+
+def test_memory_per_task_is_the_table_and_dense_layers_with_adam_slots_split_across_servers():
+    from benchmarks import memory
+    from settings import configs
+
+    model = configs.ModelConfig(embedding_dim=2, num_cross_layers=1, dnn_units=(3,), dropout=0.0)
+    x0 = 39 * 2
+    # numeric vectors, one full-rank cross layer, the DNN layer, the logit over [cross, deep]
+    assert memory.dense_parameters(model) == 13 * 2 + (x0 * x0 + x0) + (x0 * 3 + 3) + (x0 + 3 + 1)
+    _, rows, table, whole, per_server, per_worker = memory.row("x", 1_000_000, 500, model, servers=4, batch=100)
+    assert table == 1_000_000 * 2 * 4 / 2**20
+    assert whole == 3 * (1_000_000 * 2 + 500) * 4 / 2**20 and per_server == whole / 4
+    assert per_worker == (100 * 26 * 2 + 500) * 4 / 2**20
