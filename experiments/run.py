@@ -47,13 +47,16 @@ class SharedData:
 
 
 def data_key(config: configs.PipelineConfig, source: Optional[str]) -> str:
-    """What the shared data depends on: the generator's settings or the input file, and Transform's."""
+    """What the shared data depends on: the generator's settings or the input file, and Transform's. A Transform
+    setting left unset (None: the behaviour from before it existed) is left out, so adding one keeps the keys,
+    and the recorded runs, of the data made before."""
     if source:
         stat = os.stat(source)
         what = {"input": os.path.abspath(source), "bytes": stat.st_size, "mtime": stat.st_mtime}
     else:
         what = {"generator": vars(config.data)}
-    text = json.dumps({**what, "transform": vars(config.transform)}, sort_keys=True)
+    transform = {name: value for name, value in vars(config.transform).items() if value is not None}
+    text = json.dumps({**what, "transform": transform}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -210,9 +210,9 @@ def _listening(host: str, port: int) -> bool:
 def finish(strategy: tf.distribute.Strategy, serving_model_dir: str, timeout: float = SHUTDOWN_WAIT_SECONDS) -> None:
     """Ends a cluster's `run_fn` in the order TensorFlow's coordination service expects (module docstring):
     another worker waits for the chief's export, every task meets the others, and the chief returns once
-    the other tasks' processes have ended (or `timeout` passed, which it logs). Under any other strategy,
-    returns at once (a parameter-server cluster's other tasks end on the export, `serve`)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    the other tasks' processes have ended (or `timeout` passed, which it logs). Alone, or as a parameter-server
+    cluster's chief, returns at once (that cluster's other tasks end on the export, `serve`)."""
+    if not is_multi_worker() or uses_parameter_servers():
         return
     if not is_chief():
         wait_for_export(serving_model_dir)
