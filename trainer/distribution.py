@@ -6,8 +6,8 @@ Vertex AI (and Kubeflow's TFJob) give every task a `TF_CONFIG` naming the cluste
   parallelism: one replica per worker, gradients all-reduced every step, every variable whole on every
   worker. `batch_size` is per replica; the global batch is `batch_size × replicas`.
 - With parameter servers (`ps` tasks): `tf.distribute.ParameterServerStrategy`. Variables live on the
-  parameter servers, each split along its rows into up to one shard per server once it is at least
-  twice `min_shard_bytes` (`variable_partitioner`), so the embedding table is spread across them and a
+  parameter servers, each split along its rows into up to one shard per server, no shard under
+  `--ps-min-shard-kb` (`variable_partitioner`), so the embedding table is spread across them and a
   worker fetches only the rows its batch looks up (`tf.nn.embedding_lookup` on the sharded table). The
   chief coordinates Keras `fit`: it schedules steps on the workers, which update the variables
   asynchronously, each step with `batch_size` examples. The `worker` and `ps` tasks serve (`serve`) until
@@ -17,8 +17,9 @@ Vertex AI (and Kubeflow's TFJob) give every task a `TF_CONFIG` naming the cluste
 
 Input (`file_shard`, `shard_input`): under MultiWorkerMirroredStrategy each worker reads files of its own
 (worker i of n: the sorted files i, i + n, ...) when there are at least as many files as workers, else
-every file, keeping its share of each global batch (`AutoShardPolicy.DATA`); which one is logged. Under parameter servers every worker reads the whole split,
-each in its own order (`trainer.data`, `per_worker_order`).
+every file, keeping its share of each global batch (`AutoShardPolicy.DATA`); which one is logged. Under
+parameter servers every worker reads the whole split, each in its own order (`trainer.data`,
+`per_worker_order`).
 
 - In-batch ranking terms (RankNet pairs, ListNet lists, contrastive pairs) are computed within each
   replica's batch of `batch_size` examples, never across replicas: the pairs are those of a
