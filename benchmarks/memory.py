@@ -28,11 +28,9 @@ MLPERF_1TB_ROWS = 187_767_399  # MLPerf DLRM's Criteo 1TB tables, each field cap
 def dense_parameters(model: configs.ModelConfig) -> int:
     """Parameters of DCN V2 outside the categorical table (they do not depend on the vocabularies)."""
     from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     dcn = model_lib.DCNV2({k: 1 for k in features.CATEGORICAL_FEATURES}, model)
-    dcn({**{features.transformed_name(k): tf.zeros([1], tf.int64) for k in features.CATEGORICAL_FEATURES},
-         **{features.transformed_name(k): tf.zeros([1]) for k in features.NUMERIC_FEATURES}})
+    dcn(model_lib.zero_row())
     return model_lib.count_parameters(dcn) - len(features.CATEGORICAL_FEATURES) * model.embedding_dim
 
 

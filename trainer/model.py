@@ -191,6 +191,12 @@ def vocabulary_sizes_from_transform(tf_transform_output) -> Dict[str, int]:
     return sizes
 
 
+def zero_row() -> Dict[str, tf.Tensor]:
+    """One transformed row of zeros (id 0 in every field): enough to build a model's variables."""
+    return {**{features.transformed_name(k): tf.zeros([1], tf.int64) for k in features.CATEGORICAL_FEATURES},
+            **{features.transformed_name(k): tf.zeros([1]) for k in features.NUMERIC_FEATURES}}
+
+
 def whole_copy(model: DCNV2) -> DCNV2:
     """`model` rebuilt outside any distribution strategy, its weights copied: each variable whole where
     parameter servers held `model`'s in shards. What is exported then, so the SavedModel is the one a single
@@ -198,9 +204,7 @@ def whole_copy(model: DCNV2) -> DCNV2:
     with precision_policy(model.dtype_policy.name):
         copy = DCNV2(dict(zip(features.CATEGORICAL_FEATURES, model.embedding.vocabulary_sizes)), model.config,
                      check_ids=model.embedding.check_ids)
-    one_row = {**{features.transformed_name(k): tf.zeros([1], tf.int64) for k in features.CATEGORICAL_FEATURES},
-               **{features.transformed_name(k): tf.zeros([1]) for k in features.NUMERIC_FEATURES}}
-    copy(one_row)
+    copy(zero_row())
     shards = iter(model.weights)  # Keras lists a sharded variable's shards, in order, where the variable was
     for target in copy.weights:
         parts = [next(shards)]
