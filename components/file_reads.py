@@ -3,21 +3,19 @@
 TFX's readers (tfx-bsl's `TFExampleRecord.BeamSource`) make every record one Beam element, then batch
 the records and decode each batch to Arrow; Beam's per-record work and the decoder are most of those
 components' per-row time (benchmarks/RESULTS.md). Here each file is one Beam element: `tf.data` reads it
-in batches of `BATCH_ROWS` records and the same decoder (tfx-bsl's `ExamplesToRecordBatchDecoder`, with
-the same schema) makes each batch one Arrow record batch. The batches hold the same rows as TFX's, each
-file's in its order, so the statistics and vocabularies are TFX's; with several files in a split, TFDV
-merges the files' partial results in another order and a mean or a standard deviation may differ in its
-last bits (tests/test_file_reads.py).
+in batches of `BATCH_ROWS` records, and each batch becomes one Arrow record batch with the columns tfx-bsl's
+decoder (`ExamplesToRecordBatchDecoder`, with the same schema) would make. The batches hold the same rows
+as TFX's, each file's in its order, so the statistics and vocabularies are TFX's; with several files in a
+split, TFDV merges the files' partial results in another order and a mean or a standard deviation may
+differ in its last bits (tests/test_file_reads.py).
 
-Transform's analysis and the Evaluator parse instead with `tf.io.parse_example` (C++, in `tf.data`'s
-threads) and build the same Arrow columns from the parsed values. The one difference: a feature whose
-value list is present but empty is null here and an empty list for the decoder; both become the same
-tensors, so Transform's analysis is unchanged, and the Evaluator reads one column, the label, which its
-metrics need exactly once per example. TFDV would count the two apart, so StatisticsGen keeps the decoder.
-
-tfx-bsl's decoder lets go of Python's lock while it decodes, but one decoder is not thread-safe: each
-batch is decoded on one of `DECODE_THREADS` threads with its own decoder, while the components
-downstream take the batch before, and the batches still come out in the file's order.
+Each batch is parsed by TensorFlow (components/example_parsing.py), on one of `DECODE_THREADS` threads
+while the components downstream take the batch before; the batches still come out in the file's order.
+For StatisticsGen the parse is exact: a batch the parser cannot prove the decoder would read the same is
+decoded by the decoder (which lets go of Python's lock; one per thread, as one is not thread-safe), and
+TFDV counts the same values. Transform's analysis and the Evaluator take the parse as it is: a feature
+whose value list is present but empty is null there and an empty list for the decoder, and both become
+the same tensors.
 
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
@@ -27,10 +25,9 @@ tfx-bsl's. TFX's StatisticsGen, Transform and Evaluator build their readers with
 """
 import concurrent.futures
 import contextlib
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 from tfx.components.util import examples_utils
@@ -39,7 +36,7 @@ from tfx.proto import example_gen_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 
-from components import worker_threads
+from components import example_parsing, worker_threads
 from runtime import object_storage, patches
 
 BATCH_ROWS = 8_192  # tfx-bsl's largest batch under its byte-size batching
@@ -55,50 +52,20 @@ def in_sample(records: tf.Tensor, rate: float) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(records, _SAMPLE_BUCKETS) < int(rate * _SAMPLE_BUCKETS)
 
 
-_PARSED_TYPES = {pa.int64(): tf.int64, pa.float32(): tf.float32, pa.large_binary(): tf.string}
-
-
-def var_len_feature_spec(arrow_schema: pa.Schema) -> Optional[Dict[str, tf.io.VarLenFeature]]:
-    """The `tf.io.parse_example` spec yielding every column of `arrow_schema` (tfx-bsl's decoder's), or
-    None when a column is not a large list of int64, float32 or bytes."""
-    spec = {}
-    for field in arrow_schema:
-        if not pa.types.is_large_list(field.type) or field.type.value_type not in _PARSED_TYPES:
-            return None
-        spec[field.name] = tf.io.VarLenFeature(_PARSED_TYPES[field.type.value_type])
-    return spec
-
-
-def parse_rows_and_values(records: tf.Tensor, spec: Dict[str, tf.io.VarLenFeature]) -> Dict[str, tuple]:
-    """Serialized `tf.Example`s -> {feature: (each value's row, the values)}, by `tf.io.parse_example`."""
-    return {name: (sparse.indices[:, 0], sparse.values) for name, sparse in tf.io.parse_example(records, spec).items()}
-
-
-def record_batch_of_parsed(parsed: Dict[str, tuple], rows: int, arrow_schema: pa.Schema) -> pa.RecordBatch:
-    """`parse_rows_and_values` of `rows` examples -> the record batch tfx-bsl's decoder makes, a row with
-    no values being null."""
-    columns = []
-    for field in arrow_schema:
-        value_rows, values = parsed[field.name]
-        lengths = np.bincount(value_rows, minlength=rows)
-        offsets = np.zeros(rows + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        columns.append(pa.LargeListArray.from_arrays(offsets, pa.array(values, field.type.value_type),
-                                                     mask=pa.array(lengths == 0)))
-    return pa.RecordBatch.from_arrays(columns, schema=arrow_schema)
-
-
 class DecodeFiles(beam.DoFn):
     """A gzipped TFRecord file of `tf.Example`s -> its rows as Arrow record batches of `batch_rows`; with
     `sample_rate` below 1, only the rows `in_sample`, chosen before decoding (batches of about `batch_rows`).
 
-    Counts the rows read from each file under `file_reads/rows` in Beam's metrics, and the rows decoded
-    under `file_reads/sampled_rows` when sampling. With `parse_in_tensorflow`, where every column is a
-    list, `tf.io.parse_example` parses the batches (a present but empty value list becomes null).
+    Counts the rows read from each file under `file_reads/rows` in Beam's metrics, the rows decoded under
+    `file_reads/sampled_rows` when sampling, and the rows tfx-bsl's decoder decoded under
+    `file_reads/decoder_rows`. `DECODE_THREADS` threads parse the next batches while the components
+    downstream take the last one, and the batches come out in the file's order.
 
-    Without `parse_in_tensorflow`, `DECODE_THREADS` threads, each with its own decoder (one is not
-    thread-safe), decode the next batches while the components downstream read the last one, and the
-    batches come out in the file's order.
+    Each batch is parsed by TensorFlow (`example_parsing.ExampleParser`) into the columns of the schema's
+    Arrow schema, or, without a schema, of the first batch the decoder decodes. Without
+    `parse_in_tensorflow`, the parser is exact: a batch it cannot prove the decoder would read the same goes
+    to the decoder (each thread has its own: one is not thread-safe). With it, a present but empty value
+    list becomes null (Transform's analysis and the Evaluator, whose tensors are the same either way).
     """
 
     def __init__(self, serialized_schema: Optional[bytes], raw_record_column_name: Optional[str],
@@ -108,25 +75,31 @@ class DecodeFiles(beam.DoFn):
         self._batch_rows = batch_rows
         self._sample_rate = sample_rate
         self._parse_in_tensorflow = parse_in_tensorflow
-        self._arrow_schema = None
-        self._parse_spec = None
+        self._parser = None
         self._decoders = None
         self._pool = None
         self._rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "rows")
         self._sampled_rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "sampled_rows")
+        self._decoder_rows = beam.metrics.Metrics.counter(COUNTER_NAMESPACE, "decoder_rows")
 
     def setup(self):
-        if self._parse_in_tensorflow and self._serialized_schema is not None:
-            self._arrow_schema = example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema).ArrowSchema()
-            self._parse_spec = var_len_feature_spec(self._arrow_schema)
-        if self._parse_spec is None:  # tfx-bsl decodes, on threads
-            self._decoders = worker_threads.PerThread(
-                lambda: example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema))
-            self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        self._decoders = worker_threads.PerThread(
+            lambda: example_coder.ExamplesToRecordBatchDecoder(self._serialized_schema))
+        self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        if self._serialized_schema is not None:
+            self._parser = self._parser_for(self._decoders.get().ArrowSchema())
 
     def teardown(self):
         if self._pool is not None:
             self._pool.shutdown()
+
+    def _parser_for(self, arrow_schema: pa.Schema) -> Optional[example_parsing.ExampleParser]:
+        if self._raw_record_column_name in arrow_schema.names:
+            arrow_schema = arrow_schema.remove(arrow_schema.get_field_index(self._raw_record_column_name))
+        if example_parsing.var_len_feature_spec(arrow_schema) is None:
+            return None
+        return example_parsing.ExampleParser(arrow_schema, exact=not self._parse_in_tensorflow,
+                                             decoder_has_schema=self._serialized_schema is not None)
 
     def process(self, path: str) -> Iterator[pa.RecordBatch]:
         object_storage.enable_tensorflow_s3([path])
@@ -137,32 +110,39 @@ class DecodeFiles(beam.DoFn):
                 lambda batch: (tf.size(batch), tf.boolean_mask(batch, in_sample(batch, rate))))
         else:
             batches = records.batch(self._batch_rows).map(lambda batch: (tf.size(batch), batch))
-        spec = self._parse_spec
-        if spec is not None:
-            batches = batches.map(lambda rows_read, batch: (rows_read, batch, parse_rows_and_values(batch, spec)))
 
         def counted():  # on the bundle's thread, where Beam's metrics are counted
-            for rows_read, batch, *parsed in batches.prefetch(2).as_numpy_iterator():
+            for rows_read, batch in batches.prefetch(2):
                 self._rows.inc(int(rows_read))
-                if len(batch):
+                if tf.size(batch) > 0:
                     if self._sample_rate < 1.0:
-                        self._sampled_rows.inc(len(batch))
-                    yield batch.tolist(), parsed
+                        self._sampled_rows.inc(int(tf.size(batch)))
+                    yield batch
 
-        if spec is not None:  # parsed by TensorFlow: NumPy and Arrow calls gained nothing on other threads
-            yield from map(self._decode, counted())
-        else:
-            yield from worker_threads.map_in_order(self._pool, self._decode, counted(), DECODE_THREADS)
+        pending = counted()
+        while self._parser is None and self._serialized_schema is None:  # the columns: a batch's, decoded
+            records = next(pending, None)
+            if records is None:
+                return
+            decoded, decoder_rows = self._decode(records)
+            self._decoder_rows.inc(decoder_rows)
+            yield decoded
+            self._parser = self._parser_for(decoded.schema)
+        for decoded, decoder_rows in worker_threads.map_in_order(self._pool, self._decode, pending, DECODE_THREADS):
+            self._decoder_rows.inc(decoder_rows)
+            yield decoded
 
-    def _decode(self, records_and_parsed: Tuple[List[bytes], list]) -> pa.RecordBatch:
-        records, parsed = records_and_parsed
-        if parsed:
-            decoded = record_batch_of_parsed(parsed[0], len(records), self._arrow_schema)
-        else:
-            decoded = self._decoders.get().DecodeBatch(records)
+    def _decode(self, records: tf.Tensor) -> Tuple[pa.RecordBatch, int]:
+        """(the record batch of `records`, the rows tfx-bsl's decoder decoded: none when parsed)."""
+        decoded = self._parser(records) if self._parser is not None else None
+        decoder_rows = 0
+        if decoded is None:
+            decoded = self._decoders.get().DecodeBatch(records.numpy().tolist())
+            decoder_rows = decoded.num_rows
         if self._raw_record_column_name is not None:
-            decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records)
-        return decoded
+            decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name,
+                                                               records.numpy().tolist())
+        return decoded, decoder_rows
 
 
 class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):

@@ -16,9 +16,10 @@ from tfx.components.statistics_gen import executor as tfx_statistics_gen
 from tfx.components.util import tfxio_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
-from tfx_bsl.tfxio import tensor_adapter, tf_example_record
+from tfx_bsl.coders import example_coder
+from tfx_bsl.tfxio import record_based_tfxio, tensor_adapter, tf_example_record
 
-from components import file_reads, statistics_gen, worker_threads
+from components import example_parsing, file_reads, statistics_gen, worker_threads
 from transforms.schema import load_schema
 from transforms.splits import SPLITS
 from tests.helpers import TRAIN_FILES, examples_artifact
@@ -58,35 +59,51 @@ class _Collect(beam.DoFn):
         _COLLECTED.append(batch)
 
 
-def _read(tfxio, batch_size=None):
-    """The record batches `tfxio`'s Beam source yields, in order, and its `file_reads` row count."""
+def _read(tfxio, batch_size=None, counter=("rows", "sampled_rows")):
+    """The record batches `tfxio`'s Beam source yields, in order, and the sum of its `file_reads` counters
+    named in `counter`."""
     _COLLECTED.clear()
     with beam.Pipeline() as pipeline:
         _ = pipeline | tfxio.BeamSource(batch_size) | beam.ParDo(_Collect())
     rows = pipeline.result.metrics().query(beam.metrics.MetricsFilter().with_namespace(file_reads.COUNTER_NAMESPACE))
-    return list(_COLLECTED), sum(c.result for c in rows["counters"])
+    return list(_COLLECTED), sum(c.result for c in rows["counters"] if c.key.metric.name in counter)
 
 
-@pytest.mark.parametrize("parse_in_tensorflow", [False, True])
+@pytest.mark.parametrize("schema, parse_in_tensorflow", [(True, False), (True, True), (False, False)])
 @pytest.mark.parametrize("raw_record_column", [None, "__raw_records__"])
-def test_a_file_decodes_to_tfxs_rows_in_its_order_whatever_the_batch(ingested, raw_record_column, parse_in_tensorflow):
+def test_a_file_decodes_to_tfxs_rows_in_its_order_whatever_the_batch(ingested, raw_record_column, schema,
+                                                                      parse_in_tensorflow):
+    """The batches equal TFX's reader's (with the schema, or without, as TFX's StatisticsGen reads), and
+    TensorFlow parsed them all but, without a schema, the first, which names the columns."""
     pattern = os.path.join(ingested[0], "Split-train", "*")
     first_file = sorted(glob.glob(pattern))[0]
-    kwargs = dict(schema=load_schema(), raw_record_column_name=raw_record_column)
-    theirs = pa.Table.from_batches(_read(tf_example_record.TFExampleRecord(first_file, **kwargs))[0])
-    ours_kwargs = dict(kwargs, parse_in_tensorflow=parse_in_tensorflow)
-    batches, counted = _read(file_reads.FileAtATimeTFExampleRecord(first_file, **ours_kwargs), batch_size=7)
-    assert {b.num_rows for b in batches[:-1]} == {7}
-    ours = pa.Table.from_batches(batches)
-    assert ours.num_rows == counted == theirs.num_rows > 0
+    kwargs = dict(schema=load_schema() if schema else None, raw_record_column_name=raw_record_column)
+    # Without a schema, batches in which every value of a column is missing would go to the decoder.
+    batch_rows = 7 if schema else 64
+    reader = file_reads.FileAtATimeTFExampleRecord(first_file, parse_in_tensorflow=parse_in_tensorflow, **kwargs)
+    batches, counted = _read(reader, batch_size=batch_rows)
+    assert _read(reader, batch_size=batch_rows, counter=("decoder_rows",))[1] == (0 if schema else batch_rows)
+    assert {b.num_rows for b in batches[:-1]} == {batch_rows}
     # TFX's reader yields one file's rows in file order too (one element per record, read in sequence).
-    assert ours.combine_chunks().equals(theirs.combine_chunks())
+    if schema:
+        ours, theirs = (pa.Table.from_batches(b).combine_chunks() for b in (
+            batches, _read(tf_example_record.TFExampleRecord(first_file, **kwargs))[0]))
+        assert ours.equals(theirs)
+    else:  # each batch its own columns, as tfx-bsl's decoder makes them without a schema
+        records, decoder = _records(first_file), example_coder.ExamplesToRecordBatchDecoder()
+        for i, batch in enumerate(batches):
+            expected = decoder.DecodeBatch(records[i * batch_rows:(i + 1) * batch_rows])
+            if raw_record_column:
+                expected = record_based_tfxio.AppendRawRecordColumn(
+                    expected, raw_record_column, records[i * batch_rows:(i + 1) * batch_rows])
+            assert batch.equals(expected), i
+        ours = pa.Table.from_batches(batches)
+    assert ours.num_rows == counted == len(_records(first_file)) > 0
     assert ours.column("I5").null_count > 0 and ours.column("C20").null_count > 0  # missing values were read
 
-    every_file, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, **ours_kwargs))
+    every_file, counted = _read(file_reads.FileAtATimeTFExampleRecord(pattern, **kwargs))
     assert len(every_file) == TRAIN_FILES  # one batch per file: each holds fewer rows than BATCH_ROWS
-    assert counted == sum(b.num_rows for b in every_file) == pa.Table.from_batches(
-        _read(tf_example_record.TFExampleRecord(pattern, **kwargs))[0]).num_rows
+    assert counted == sum(b.num_rows for b in every_file) == len(_records(pattern))
 
 
 def test_parsing_in_tensorflow_differs_only_on_a_present_empty_list_and_makes_the_same_tensors(tmp_path):
@@ -115,6 +132,82 @@ def test_parsing_in_tensorflow_differs_only_on_a_present_empty_list_and_makes_th
     for name, tensor in decoded.items():
         for part in ("indices", "values", "dense_shape"):
             assert getattr(tensor, part).numpy().tolist() == getattr(parsed[name], part).numpy().tolist(), name
+
+
+def _example(**features) -> tf.train.Example:
+    """A tf.Example of {name: [ints] | [floats] | [bytes] | None (no list)}."""
+    example = tf.train.Example()
+    for name, values in features.items():
+        feature = example.features.feature[name]
+        if values is None:
+            continue
+        kind = (feature.bytes_list if values and isinstance(values[0], bytes) else
+                feature.float_list if values and isinstance(values[0], float) else feature.int64_list)
+        kind.SetInParent()
+        kind.value.extend(values)
+    return example
+
+
+def _entry(name: str, feature: tf.train.Feature) -> bytes:
+    """One `Features` map entry, serialized as a field of `Example.features`' `feature`."""
+    return tf.train.Features(feature={name: feature}).SerializeToString()
+
+
+_ODD_RECORDS = {
+    "present but empty list": _example(I1=[], C1=[b"a"]).SerializeToString(),
+    "unknown feature with values": _example(I1=[3], X9=[b"x"]).SerializeToString(),
+    "unknown feature without a list": _example(I1=[3], X9=None).SerializeToString(),
+    "float in an int column": _example(I1=[3.5]).SerializeToString(),
+    "repeated name, values last": b"\x0a" + bytes([len(b := _entry("I1", tf.train.Feature()) + _entry(
+        "I1", _example(I1=[7]).features.feature["I1"]))]) + b,
+    "repeated name, no list last": b"\x0a" + bytes([len(b := _entry("I1", _example(I1=[7]).features.feature["I1"])
+                                                          + _entry("I1", tf.train.Feature()))]) + b,
+}
+
+
+@pytest.mark.parametrize("odd", sorted(_ODD_RECORDS))
+@pytest.mark.parametrize("schema", [False, True])
+def test_a_batch_tensorflow_might_read_otherwise_is_decoded_by_tfx_bsl(ingested, tmp_path, odd, schema):
+    """Batches of 4 records, the third holding one record the parse and the decoder could read apart: every
+    batch equals the decoder's (or the read fails as the decoder does), and the parser refused that batch."""
+    normal = [_example(label=[i % 2], I1=[i], C1=[b"t%d" % i]).SerializeToString() for i in range(12)]
+    records = normal[:9] + [_ODD_RECORDS[odd]] + normal[9:]
+    path = str(tmp_path / "odd.gz")
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for record in records:
+            writer.write(record)
+    serialized_schema = load_schema().SerializeToString() if schema else None
+    decoder = example_coder.ExamplesToRecordBatchDecoder(serialized_schema)
+    decode = file_reads.DecodeFiles(serialized_schema, None, 4)
+    decode.setup()
+    ours = []
+    try:
+        expected = [decoder.DecodeBatch(records[i:i + 4]) for i in range(0, len(records), 4)]
+    except RuntimeError as decoder_error:  # the decoder rejects the batch: so does the read, after the others
+        with pytest.raises(RuntimeError, match=re.escape(str(decoder_error))):
+            ours.extend(decode.process(path))
+        assert [batch.num_rows for batch in ours] == [4, 4]
+    else:
+        ours = list(decode.process(path))
+        assert len(ours) == len(expected) == 4
+        for i, (batch, want) in enumerate(zip(ours, expected)):
+            assert batch.equals(want), (odd, i, batch.schema, want.schema)
+    parser = decode._parser  # pylint: disable=protected-access
+    decode.teardown()
+    read_by_parser = [parser(tf.constant(records[i:i + 4])) is not None for i in range(0, len(records), 4)]
+    # A name repeated with no list before its values reads the same both ways (the last entry wins).
+    assert read_by_parser == [True, True, odd == "repeated name, values last", True], odd
+
+
+def test_an_always_missing_column_is_left_to_the_decoder_without_a_schema():
+    """Without a schema the decoder types a column with no value null: a batch in which every record lacks C1."""
+    records = [_example(I1=[i], C1=[b"t"] if i < 4 else None).SerializeToString() for i in range(8)]
+    parser = example_parsing.ExampleParser(
+        example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records[:4]).schema, exact=True,
+        decoder_has_schema=False)
+    assert parser(tf.constant(records[:4])).equals(example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records[:4]))
+    assert parser(tf.constant(records[4:])) is None
+    assert example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records[4:]).schema.field("C1").type == pa.null()
 
 
 def test_a_record_the_decoder_rejects_fails_the_read_from_its_decoding_thread(ingested, tmp_path):
