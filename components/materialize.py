@@ -5,22 +5,24 @@ each record, batches records into Arrow, runs the transform graph per batch, enc
 record back through Beam's gzip writer (level 6); the per-record work, not the transform graph, is most
 of its per-row time.
 
-Here each input file is one Beam element. Inside it, `tf.data` reads the gzipped records, parses them
-with the raw feature spec (`tf.io.parse_example`, the parse the exported serving graph does) and runs
-the transform graph (`TFTransformOutput.transform_raw_features`); tfx-bsl's encoder serializes each
-batch of 8,192 rows as TFX's does (the same tensor-to-Arrow converter and `tf.Example` encoder over
-the transformed schema), and TensorFlow's writer gzips at level 1 (larger files, written several times
-faster than at level 6). An input file becomes one output file, under TFX's names
-(`Split-<name>/transformed_examples-<i>-of-<n>.gz`), holding its rows in their order; or, when a split must
-have at least `min_files` files (so that each training worker reads files of its own) and has fewer
-inputs, several, each input's rows dealt to its outputs in turn (output j of k: rows j, j + k, ... in
-order). Every file's rows read must equal its rows written, or the step fails naming the file. Each split is written into a staging folder that replaces the split's
-folder once every file is written (`ingestion.staged_output`), so a retried execution's output holds none
-of an earlier attempt's files.
+Here each input file is one Beam element. Inside it, `tf.data` reads the gzipped records, parses them with
+the raw feature spec (`tf.io.parse_example`, the parse the exported serving graph does) and runs the
+transform graph (`TFTransformOutput.transform_raw_features`); tfx-bsl's encoder serializes each batch of
+8,192 rows as TFX's does (the same tensor-to-Arrow converter and `tf.Example` encoder over the transformed
+schema), on a thread of its own (it lets go of Python's lock) while this one writes the batch before: framed
+and gzipped a batch at a time as the ExampleGen's files (ingestion/record_batches.py; larger files than
+Beam's level 6, written several times faster), through `tf.io.gfile`. An input file becomes one output file,
+under TFX's names (`Split-<name>/transformed_examples-<i>-of-<n>.gz`), holding its rows in their order; or,
+when a split must have at least `min_files` files (so that each training worker reads files of its own) and
+has fewer inputs, several, each input's rows dealt to its outputs in turn (output j of k: rows j, j + k, ...
+in order). Every file's rows read must equal its rows written, or the step fails naming the file. Each split
+is written into a staging folder that replaces the split's folder once every file is written
+(`ingestion.staged_output`), so a retried execution's output holds none of an earlier attempt's files.
 
 The Transform executor (components/transform.py) runs TFX's for the analysis only and then `materialize`,
 when every input artifact holds gzipped `tf.Example` TFRecords (what the ExampleGen writes).
 """
+import concurrent.futures
 import contextlib
 import os
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -35,7 +37,7 @@ from tfx.types import artifact_utils
 from tfx_bsl.coders import example_coder
 
 from ingestion import record_batches, staged_output
-from components import file_reads
+from components import file_reads, worker_threads
 from runtime import object_storage
 
 OUTPUT_PREFIX = "transformed_examples"
@@ -62,6 +64,14 @@ class FileTransformer:
         schema = output.transformed_metadata.schema
         self._to_arrow = impl_helper.make_tensor_to_arrow_converter(schema)
         self._encoder = example_coder.RecordBatchToExamplesEncoder(schema)
+        self._encoding = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encode")
+
+    def close(self) -> None:
+        self._encoding.shutdown()
+
+    def _encode(self, rows_and_batch) -> Tuple[int, List[bytes]]:
+        rows, batch = rows_and_batch
+        return int(rows), self._encoder.encode(self._to_arrow.convert(batch))
 
     def __call__(self, source: str, destinations: Sequence[str]) -> int:
         """Writes `source`'s rows, transformed, to `destinations` (row i to destination i mod their number);
@@ -69,15 +79,16 @@ class FileTransformer:
         batches = (tf.data.TFRecordDataset(source, compression_type="GZIP")
                    .batch(self._batch_rows).map(self._transform).prefetch(2))
         rows_read = rows_written = 0
-        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=record_batches.GZIP_LEVEL)
         tf.io.gfile.makedirs(os.path.dirname(destinations[0]))
         with contextlib.ExitStack() as stack:
-            writers = [stack.enter_context(tf.io.TFRecordWriter(d, options)) for d in destinations]
-            for rows, batch in batches:
-                rows_read += int(rows)
-                for record in self._encoder.encode(self._to_arrow.convert(batch)):
-                    writers[rows_written % len(writers)].write(record)
-                    rows_written += 1
+            files = [record_batches.GzipFile(tf.io.gfile.GFile(d, "wb")) for d in destinations]
+            for file in files:
+                stack.callback(file.close)
+            for rows, records in worker_threads.map_in_order(self._encoding, self._encode, batches, ahead=1):
+                rows_read += rows
+                for i, file in enumerate(files):  # row r of the source to destination r mod their number
+                    file.write(record_batches.tfrecord_frames(records[(i - rows_written) % len(files)::len(files)]))
+                rows_written += len(records)
         if rows_written != rows_read:
             raise RuntimeError(f"Transform: {source}: read {rows_read} rows but wrote {rows_written} to {destinations}")
         return rows_written
@@ -93,6 +104,10 @@ class TransformFiles(beam.DoFn):
     def setup(self):
         object_storage.enable_tensorflow_s3([self._graph_dir])
         self._transformer = FileTransformer(self._graph_dir)
+
+    def teardown(self):
+        if self._transformer is not None:
+            self._transformer.close()
 
     def process(self, job: FileJob) -> Iterator[Tuple[str, int]]:
         split, source, destinations = job

@@ -1,12 +1,14 @@
 """The Beam converter: parsing, dead letters with reasons, reconciled counts, formats."""
 import glob
 import gzip
+import io
 import os
 
 import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.io import tfrecordio
 from apache_beam.testing.util import assert_that, equal_to
 from tfx_bsl.coders import example_coder
 
@@ -201,6 +203,10 @@ def test_record_batches_are_written_as_gzipped_tfrecords_in_their_order(tmp_path
         assert_that(read, equal_to([expected]))
     with gzip.open(path) as f:
         assert f.read() == record_batches.tfrecord_frames(expected)
+    reference = io.BytesIO()  # Beam's own framing, record by record
+    for record in expected + expected:  # the second time, each length's header comes from the cache
+        tfrecordio._TFRecordUtil.write_record(reference, record)  # pylint: disable=protected-access
+    assert record_batches.tfrecord_frames(expected + expected) == reference.getvalue()
 
 
 def test_to_examples_round_trips_random_rows_with_any_features_missing():
