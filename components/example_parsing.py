@@ -108,14 +108,18 @@ class ExampleParser:
                 same &= tf.reduce_all(tf.stack([tf.size(values) > 0 for _, values in rows_and_values.values()]))
             return rows_and_values, same
 
-        self._parse = parse
+        self.parse = parse  # records -> ({column: (each value's row, the values)}, whether the readings agree)
+
+    def record_batch(self, parsed: Dict[str, tuple], rows: int) -> pa.RecordBatch:
+        """`parse`'s columns of `rows` records, as NumPy arrays -> their record batch."""
+        return record_batch_of_parsed(parsed, rows, self._arrow_schema)
 
     def __call__(self, records: tf.Tensor) -> Optional[pa.RecordBatch]:
         try:
-            parsed, same = self._parse(records)
+            parsed, same = self.parse(records)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError):  # another list type; no tf.Example
             return None  # the decoder reads it, or names what is wrong
         if not same:
             return None
         parsed = {name: (value_rows.numpy(), values.numpy()) for name, (value_rows, values) in parsed.items()}
-        return record_batch_of_parsed(parsed, int(tf.size(records)), self._arrow_schema)
+        return self.record_batch(parsed, int(tf.size(records)))

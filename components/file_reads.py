@@ -111,15 +111,22 @@ class DecodeFiles(beam.DoFn):
         else:
             batches = records.batch(self._batch_rows).map(lambda batch: (tf.size(batch), batch))
 
-        def counted():  # on the bundle's thread, where Beam's metrics are counted
-            for rows_read, batch in batches.prefetch(2):
+        def counted(batches):  # on the bundle's thread, where Beam's metrics are counted
+            for rows_read, batch, *parsed in batches.prefetch(2):
                 self._rows.inc(int(rows_read))
                 if tf.size(batch) > 0:
                     if self._sample_rate < 1.0:
                         self._sampled_rows.inc(int(tf.size(batch)))
-                    yield batch
+                    yield (batch, *parsed) if parsed else batch
 
-        pending = counted()
+        if self._parse_in_tensorflow and self._parser is not None:  # parsed in tf.data's threads, as read
+            parse = self._parser.parse
+            parsed_batches = batches.map(lambda rows_read, batch: (rows_read, batch, parse(batch)))
+            for records, (parsed, _) in counted(parsed_batches):
+                parsed = {name: (value_rows.numpy(), values.numpy()) for name, (value_rows, values) in parsed.items()}
+                yield self._with_raw_records(self._parser.record_batch(parsed, int(tf.size(records))), records)
+            return
+        pending = counted(batches)
         while self._parser is None and self._serialized_schema is None:  # the columns: a batch's, decoded
             records = next(pending, None)
             if records is None:
@@ -139,10 +146,12 @@ class DecodeFiles(beam.DoFn):
         if decoded is None:
             decoded = self._decoders.get().DecodeBatch(records.numpy().tolist())
             decoder_rows = decoded.num_rows
-        if self._raw_record_column_name is not None:
-            decoded = record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name,
-                                                               records.numpy().tolist())
-        return decoded, decoder_rows
+        return self._with_raw_records(decoded, records), decoder_rows
+
+    def _with_raw_records(self, decoded: pa.RecordBatch, records: tf.Tensor) -> pa.RecordBatch:
+        if self._raw_record_column_name is None:
+            return decoded
+        return record_based_tfxio.AppendRawRecordColumn(decoded, self._raw_record_column_name, records.numpy().tolist())
 
 
 class FileAtATimeTFExampleRecord(tf_example_record.TFExampleRecord):
