@@ -9,13 +9,13 @@ as TFX's, each file's in its order, so the statistics and vocabularies are TFX's
 split, TFDV merges the files' partial results in another order and a mean or a standard deviation may
 differ in its last bits (tests/test_file_reads.py).
 
-Each batch is parsed by TensorFlow (components/example_parsing.py), on one of `DECODE_THREADS` threads
-while the components downstream take the batch before; the batches still come out in the file's order.
-For StatisticsGen the parse is exact: a batch the parser cannot prove the decoder would read the same is
-decoded by the decoder (which lets go of Python's lock; one per thread, as one is not thread-safe), and
-TFDV counts the same values. Transform's analysis and the Evaluator take the parse as it is: a feature
-whose value list is present but empty is null there and an empty list for the decoder, and both become
-the same tensors.
+Each batch is parsed by TensorFlow (components/example_parsing.py). For StatisticsGen the parse is exact:
+each batch is parsed on one of `DECODE_THREADS` threads while the components downstream take the batch
+before, and a batch the parser cannot prove the decoder would read the same is decoded by the decoder
+(which lets go of Python's lock; one per thread, as one is not thread-safe), so TFDV counts the same
+values; the batches still come out in the file's order. Transform's analysis and the Evaluator take the
+parse as it is, in `tf.data`'s threads as the file is read: a feature whose value list is present but
+empty is null there and an empty list for the decoder, and both become the same tensors.
 
 `FileAtATimeTFExampleRecord` is a `TFExampleRecord` whose `BeamSource` does this; everything else
 (the Arrow schema, tensor representations, `TensorFlowDataset`, the per-record raw source) is
@@ -58,14 +58,15 @@ class DecodeFiles(beam.DoFn):
 
     Counts the rows read from each file under `file_reads/rows` in Beam's metrics, the rows decoded under
     `file_reads/sampled_rows` when sampling, and the rows tfx-bsl's decoder decoded under
-    `file_reads/decoder_rows`. `DECODE_THREADS` threads parse the next batches while the components
-    downstream take the last one, and the batches come out in the file's order.
+    `file_reads/decoder_rows`.
 
     Each batch is parsed by TensorFlow (`example_parsing.ExampleParser`) into the columns of the schema's
-    Arrow schema, or, without a schema, of the first batch the decoder decodes. Without
-    `parse_in_tensorflow`, the parser is exact: a batch it cannot prove the decoder would read the same goes
-    to the decoder (each thread has its own: one is not thread-safe). With it, a present but empty value
-    list becomes null (Transform's analysis and the Evaluator, whose tensors are the same either way).
+    Arrow schema, or, without a schema, of the first batch the decoder decodes that has a type for each.
+    Without `parse_in_tensorflow`, the parser is exact, on `DECODE_THREADS` threads that parse the next
+    batches while the components downstream take the last one: a batch it cannot prove the decoder would
+    read the same goes to the decoder (each thread has its own: one is not thread-safe). With it, the
+    batches are parsed in `tf.data`'s threads and a present but empty value list becomes null (Transform's
+    analysis and the Evaluator, whose tensors are the same either way).
     """
 
     def __init__(self, serialized_schema: Optional[bytes], raw_record_column_name: Optional[str],
